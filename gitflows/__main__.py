@@ -1,0 +1,3 @@
+from gitflows.cli import main
+
+main()

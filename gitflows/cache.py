@@ -1,0 +1,271 @@
+"""A content-addressed cache folder shared by every gitflows process on a machine.
+
+Layout under the root (``GITFLOWS_CACHE_DIR``, default ``~/.cache/gitflows``)::
+
+    blobs/ab/cdef...     file contents, named by git blob id (verified on write and read)
+    docs/<key...>.json   small JSON documents (manifests: which blobs a pinned script needs)
+    trees/<key...>/      materialised file trees, one folder per (host, repo, sha, closure)
+    locks/<digest>.lock  shared/exclusive locks that keep prune away from trees in use
+
+Contract (what is safe concurrently):
+
+* Every write goes to a temporary name in the same folder, then ``os.replace``
+  / ``os.rename`` puts it in place: no reader ever sees a half-written entry.
+* A completed tree is never modified. Several processes may materialise the
+  same tree at once; one rename wins, the others discard their copy and use it.
+* :meth:`Cache.using` holds a shared lock on a tree; :meth:`Cache.prune` only
+  removes a tree it can lock exclusively, so it never pulls a tree from under
+  a running flow.
+* Nothing here talks to the network, and a failed fetch elsewhere never
+  deletes a cache entry. Only the standard library is imported.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from gitflows.errors import ConfigurationError, IntegrityError
+from gitflows.imports import safe_relpath
+from gitflows.redact import get_logger
+
+log = get_logger(__name__)
+TREE_MARKER = ".gitflows-tree"
+
+
+def git_blob_id(data: bytes) -> str:
+    """The id git gives a file with these contents: ``sha1(b"blob <len>\\0" + data)``."""
+    return hashlib.sha1(b"blob %d\x00" % len(data) + data).hexdigest()
+
+
+def default_root() -> Path:
+    explicit = os.environ.get("GITFLOWS_CACHE_DIR")
+    if explicit:
+        return Path(explicit).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "gitflows"
+
+
+def _segments(key: Sequence[str]) -> list[str]:
+    parts: list[str] = []
+    for item in key:
+        for seg in str(item).split("/"):
+            if not seg or seg in (".", "..") or seg.startswith(".") or "\x00" in seg or "\\" in seg:
+                raise ConfigurationError(f"invalid cache key segment {seg!r} in {'/'.join(map(str, key))!r}")
+            parts.append(seg)
+    if not parts:
+        raise ConfigurationError("empty cache key")
+    return parts
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".tmp-{path.name}-{uuid.uuid4().hex}"
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
+class Cache:
+    """The cache folder. Cheap to create; holds no open files between calls."""
+
+    def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
+        self.root = Path(root) if root is not None else default_root()
+
+    def __repr__(self) -> str:
+        return f"Cache({str(self.root)!r})"
+
+    # -- blobs ------------------------------------------------------------------
+    def _blob_path(self, blob_id: str) -> Path:
+        if len(blob_id) != 40 or any(c not in "0123456789abcdef" for c in blob_id):
+            raise ConfigurationError(f"invalid blob id {blob_id!r}")
+        return self.root / "blobs" / blob_id[:2] / blob_id[2:]
+
+    def get_blob(self, blob_id: str) -> bytes | None:
+        """The contents with this blob id, or None. A corrupt entry is removed and reported as absent."""
+        path = self._blob_path(blob_id)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        if git_blob_id(data) != blob_id:
+            log.warning("cache entry %s is corrupt; removing it", path)
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+            return None
+        return data
+
+    def put_blob(self, data: bytes, expected_id: str | None = None, what: str = "content") -> str:
+        """Store *data*; with *expected_id*, refuse it (IntegrityError) when its blob id differs."""
+        blob_id = git_blob_id(data)
+        if expected_id is not None and blob_id != expected_id:
+            raise IntegrityError(f"{what}: blob id {blob_id} does not match the expected {expected_id}")
+        path = self._blob_path(blob_id)
+        if not path.exists():
+            _atomic_write(path, data)
+        return blob_id
+
+    # -- small documents ----------------------------------------------------------
+    def _doc_path(self, key: Sequence[str]) -> Path:
+        parts = _segments(key)
+        return self.root.joinpath("docs", *parts[:-1], parts[-1] + ".json")
+
+    def get_json(self, key: Sequence[str]) -> Any:
+        try:
+            return json.loads(self._doc_path(key).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            log.warning("cache document %s is corrupt; ignoring it", self._doc_path(key))
+            return None
+
+    def put_json(self, key: Sequence[str], value: Any) -> None:
+        _atomic_write(self._doc_path(key), json.dumps(value, sort_keys=True).encode())
+
+    # -- trees --------------------------------------------------------------------
+    def tree_path(self, key: Sequence[str]) -> Path:
+        return self.root.joinpath("trees", *_segments(key))
+
+    def has_tree(self, key: Sequence[str]) -> bool:
+        return (self.tree_path(key) / TREE_MARKER).is_file()
+
+    def materialise(self, key: Sequence[str], files: Mapping[str, bytes]) -> Path:
+        """Write *files* (repo-relative path -> bytes) as the tree *key*, atomically; return its folder.
+
+        If the tree already exists it is returned untouched (completed trees are immutable).
+        """
+        final = self.tree_path(key)
+        if (final / TREE_MARKER).is_file():
+            self._touch(final)
+            return final
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = final.parent / f".tmp-{final.name}-{uuid.uuid4().hex}"
+        try:
+            tmp.mkdir()
+            for rel, data in files.items():
+                target = tmp.joinpath(*safe_relpath(rel).split("/"))
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(data)
+            (tmp / TREE_MARKER).write_text(json.dumps({"key": list(map(str, key)), "files": sorted(files)}))
+            try:
+                os.rename(tmp, final)
+            except OSError as exc:
+                if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                    raise
+                shutil.rmtree(tmp, ignore_errors=True)  # another process won the race
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return final
+
+    def _touch(self, path: Path) -> None:
+        with contextlib.suppress(OSError):
+            os.utime(path)
+
+    def _lock_path(self, tree: Path) -> Path:
+        digest = hashlib.sha1(str(tree).encode()).hexdigest()
+        return self.root / "locks" / f"{digest}.lock"
+
+    @contextlib.contextmanager
+    def using(self, tree: Path) -> Iterator[Path]:
+        """Hold a shared lock on a materialised tree while it is in use (prune skips it)."""
+        lock = self._lock_path(tree)
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        with open(lock, "a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_SH)
+            try:
+                self._touch(tree)
+                yield tree
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def _trees(self) -> Iterator[Path]:
+        base = self.root / "trees"
+        if not base.is_dir():
+            return
+        for dirpath, dirnames, filenames in os.walk(base):
+            if TREE_MARKER in filenames:
+                dirnames[:] = []
+                yield Path(dirpath)
+            else:
+                dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+
+    # -- maintenance ----------------------------------------------------------------
+    def info(self) -> dict[str, Any]:
+        """Counts and sizes of what the cache holds."""
+        out: dict[str, Any] = {"root": str(self.root)}
+        for section in ("blobs", "docs", "trees"):
+            count = size = 0
+            base = self.root / section
+            for dirpath, _dirs, files in os.walk(base):
+                for name in files:
+                    if name == TREE_MARKER or name.startswith(".tmp-"):
+                        continue
+                    with contextlib.suppress(OSError):
+                        size += os.path.getsize(os.path.join(dirpath, name))
+                        count += 1
+            out[section] = {"files": count, "bytes": size}
+        out["trees"]["count"] = sum(1 for _ in self._trees())
+        return out
+
+    def prune(self, older_than: float | None = 30 * 86400, everything: bool = False) -> dict[str, int]:
+        """Remove entries unused for *older_than* seconds (or all with *everything*); skip trees in use."""
+        cutoff = time.time() - (older_than or 0)
+        removed = {"trees": 0, "blobs": 0, "docs": 0, "busy": 0}
+        for tree in list(self._trees()):
+            try:
+                if not everything and tree.stat().st_mtime > cutoff:
+                    continue
+            except FileNotFoundError:
+                continue
+            lock = self._lock_path(tree)
+            lock.parent.mkdir(parents=True, exist_ok=True)
+            with open(lock, "a") as fh:
+                try:
+                    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    removed["busy"] += 1
+                    continue
+                trash = tree.parent / f".trash-{tree.name}-{uuid.uuid4().hex}"
+                try:
+                    os.rename(tree, trash)
+                except FileNotFoundError:
+                    continue
+                shutil.rmtree(trash, ignore_errors=True)
+                removed["trees"] += 1
+        for section in ("blobs", "docs"):
+            base = self.root / section
+            for dirpath, _dirs, files in os.walk(base):
+                for name in files:
+                    path = os.path.join(dirpath, name)
+                    with contextlib.suppress(FileNotFoundError):
+                        if everything or os.path.getmtime(path) <= cutoff:
+                            os.unlink(path)
+                            removed[section] += 1
+        # leftovers of crashed writers
+        for dirpath, dirs, files in os.walk(self.root):
+            for name in dirs + files:
+                if name.startswith(".tmp-") or name.startswith(".trash-"):
+                    path = os.path.join(dirpath, name)
+                    with contextlib.suppress(OSError):
+                        if os.path.getmtime(path) <= time.time() - 3600:
+                            if os.path.isdir(path):
+                                shutil.rmtree(path, ignore_errors=True)
+                            else:
+                                os.unlink(path)
+        return removed

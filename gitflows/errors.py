@@ -1,0 +1,87 @@
+"""The exceptions gitflows raises for a user to act on.
+
+Every error derives from :class:`GitflowsError`; users catch the subclasses by
+meaning (not found, authentication, rate limited, integrity, incompatible
+pickle, configuration). Messages name what was asked and what was found.
+
+No message ever contains a secret: every message passes through the redactor
+when the exception is created *and* when it is printed, so a secret resolved
+after the exception was made is scrubbed as well.
+"""
+
+from __future__ import annotations
+
+from gitflows.redact import redact
+
+
+class GitflowsError(Exception):
+    """Base class of every error gitflows raises for a user to act on."""
+
+    def __init__(self, message: str = "", *args: object) -> None:
+        super().__init__(redact(str(message)), *(redact(str(a)) for a in args))
+
+    def __str__(self) -> str:
+        return redact(super().__str__())
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self)!r})"
+
+
+class ConfigurationError(GitflowsError):
+    """Bad arguments, settings or serialized data; fix the configuration."""
+
+
+class NotFoundError(GitflowsError):
+    """Something that was asked for does not exist (or is not visible)."""
+
+
+class RepoNotFoundError(NotFoundError):
+    """The repository does not exist, or the credentials cannot see it."""
+
+
+class RefNotFoundError(NotFoundError):
+    """A branch, tag or commit does not exist in the repository."""
+
+
+class PathNotFoundError(NotFoundError):
+    """A file (script, pickle, module) does not exist where it was expected."""
+
+
+class FlowNotFoundError(NotFoundError):
+    """The requested flow is not among the flows a script or storage holds."""
+
+
+class SecretNotFoundError(NotFoundError, ConfigurationError):
+    """A named secret could not be resolved anywhere gitflows looks."""
+
+
+class AuthenticationError(GitflowsError):
+    """The server refused the credentials (bad, expired or missing token)."""
+
+
+class RateLimitedError(GitflowsError):
+    """The server's rate limit was hit and did not reset within the bound."""
+
+    def __init__(self, message: str = "", reset_at: float | None = None) -> None:
+        super().__init__(message)
+        self.reset_at = reset_at
+
+
+class RemoteError(GitflowsError):
+    """A server kept failing (5xx, timeouts, connection errors) after retries."""
+
+
+class IntegrityError(GitflowsError):
+    """Content did not match its recorded digest, blob id or signature."""
+
+
+class IncompatiblePickleError(GitflowsError):
+    """A pickled flow could not be loaded by this Python / library versions."""
+
+
+class ScriptError(GitflowsError):
+    """A flow script could not be parsed or executed."""
+
+
+class FlowRunError(GitflowsError):
+    """A flow could not be run (bad parameters, cycle in the graph)."""

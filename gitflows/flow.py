@@ -1,0 +1,502 @@
+"""The flow model: the Prefect 1 functional API (``Flow``, ``task``, ``Parameter``).
+
+Calling a task inside ``with Flow(...)`` does not run it: it adds a copy of the
+task to the flow and records where its arguments come from (other tasks, flow
+parameters, constants). ``flow.run()`` then runs the tasks in dependency order
+in this process.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import copy
+import datetime as _dt
+import functools
+import hashlib
+import inspect
+import json
+import textwrap
+import time
+import traceback
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from gitflows.errors import FlowNotFoundError, FlowRunError
+from gitflows.redact import get_logger
+
+log = get_logger(__name__)
+
+_active_flow: contextvars.ContextVar[Flow | None] = contextvars.ContextVar("gitflows_active_flow", default=None)
+_NO_DEFAULT = object()
+
+
+def _source_digest(fn: Callable[..., Any]) -> str | None:
+    """A short digest of a function's source text (None when the source is unavailable)."""
+    try:
+        source = textwrap.dedent(inspect.getsource(fn))
+    except (OSError, TypeError):
+        return None
+    return hashlib.sha256(source.encode()).hexdigest()[:16]
+
+
+def _jsonable(value: Any) -> Any:
+    """*value* if it is JSON-serializable, else a stable description of its type."""
+    try:
+        json.dumps(value, sort_keys=True)
+        return value
+    except (TypeError, ValueError):
+        return f"<{type(value).__module__}.{type(value).__qualname__}>"
+
+
+class Task:
+    """A unit of work. Usually made with the :func:`task` decorator."""
+
+    def __init__(
+        self,
+        fn: Callable[..., Any] | None = None,
+        name: str | None = None,
+        max_retries: int = 0,
+        retry_delay: float | _dt.timedelta = 0.0,
+        tags: Iterable[str] | None = None,
+    ) -> None:
+        if fn is not None and not callable(fn):
+            raise TypeError(f"task function must be callable, got {type(fn).__name__}")
+        self.fn = fn
+        self.name = name or (getattr(fn, "__name__", None) if fn else None) or type(self).__name__
+        if max_retries < 0:
+            raise ValueError(f"task {self.name!r}: max_retries must be >= 0, got {max_retries}")
+        self.max_retries = int(max_retries)
+        if isinstance(retry_delay, _dt.timedelta):
+            retry_delay = retry_delay.total_seconds()
+        self.retry_delay = float(retry_delay)
+        self.tags = set(tags or ())
+        self.source_digest = _source_digest(fn) if fn is not None else None
+        if fn is not None:
+            functools.update_wrapper(self, fn, updated=())
+
+    def run(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the task's function directly (outside any flow)."""
+        if self.fn is None:
+            raise NotImplementedError(f"task {self.name!r} has no function")
+        return self.fn(*args, **kwargs)
+
+    @property
+    def kind(self) -> str:
+        return "task"
+
+    def __call__(self, *args: Any, upstream_tasks: Iterable[Task] | None = None, **kwargs: Any) -> Task:
+        flow = _active_flow.get()
+        if flow is None:
+            raise FlowRunError(
+                f"task {self.name!r} was called outside a `with Flow(...)` block; "
+                f"use {self.name}.run(...) to call its function directly"
+            )
+        node = copy.copy(self)
+        flow.add_task(node)
+        flow._bind(node, args, kwargs)
+        for upstream in upstream_tasks or ():
+            flow.add_edge(upstream, node)
+        return node
+
+    def __repr__(self) -> str:
+        return f"<Task: {self.name}>"
+
+
+class Parameter(Task):
+    """A value supplied when the flow runs. Created in a flow block, it joins that flow."""
+
+    def __init__(self, name: str, default: Any = None, required: bool | None = None) -> None:
+        super().__init__(name=name)
+        if required is None:
+            required = default is None
+        self.default = default
+        self.required = bool(required)
+        flow = _active_flow.get()
+        if flow is not None:
+            flow.add_task(self)
+
+    @property
+    def kind(self) -> str:
+        return "parameter"
+
+    def run(self, *args: Any, **kwargs: Any) -> Any:  # pragma: no cover - never called for parameters
+        return self.default
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Task:
+        raise FlowRunError(f"parameter {self.name!r} cannot be called; pass it to a task instead")
+
+    def __repr__(self) -> str:
+        return f"<Parameter: {self.name}>"
+
+
+def task(
+    fn: Callable[..., Any] | None = None,
+    *,
+    name: str | None = None,
+    max_retries: int = 0,
+    retry_delay: float | _dt.timedelta = 0.0,
+    tags: Iterable[str] | None = None,
+) -> Any:
+    """Turn a function into a :class:`Task`: ``@task`` or ``@task(max_retries=2, retry_delay=0.1)``."""
+    if fn is None:
+        return lambda f: Task(f, name=name, max_retries=max_retries, retry_delay=retry_delay, tags=tags)
+    return Task(fn, name=name, max_retries=max_retries, retry_delay=retry_delay, tags=tags)
+
+
+class Edge:
+    """Data or ordering dependency: *downstream* runs after *upstream* (and gets its result as *key*)."""
+
+    __slots__ = ("upstream", "downstream", "key")
+
+    def __init__(self, upstream: Task, downstream: Task, key: str | None = None) -> None:
+        self.upstream, self.downstream, self.key = upstream, downstream, key
+
+    def _ident(self) -> tuple[int, int, str | None]:
+        return (id(self.upstream), id(self.downstream), self.key)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Edge) and self._ident() == other._ident()
+
+    def __hash__(self) -> int:
+        return hash(self._ident())
+
+    def __repr__(self) -> str:
+        return f"<Edge {self.upstream.name} -> {self.downstream.name} ({self.key})>"
+
+
+class TaskState:
+    """What happened to one task: ``Success``, ``Failed`` or ``Skipped``."""
+
+    def __init__(self, state: str, result: Any = None, message: str = "", attempts: int = 0,
+                 exception: BaseException | None = None) -> None:
+        self.state, self.result, self.message, self.attempts = state, result, message, attempts
+        self.exception = exception
+
+    def is_successful(self) -> bool:
+        return self.state == "Success"
+
+    def is_failed(self) -> bool:
+        return self.state == "Failed"
+
+    def is_skipped(self) -> bool:
+        return self.state == "Skipped"
+
+    def __repr__(self) -> str:
+        return f"<{self.state}: {self.message}>" if self.message else f"<{self.state}>"
+
+
+class FlowState:
+    """The outcome of :meth:`Flow.run`. ``state.result`` maps task names to :class:`TaskState`."""
+
+    def __init__(self, flow: Flow, result: dict[str, TaskState]) -> None:
+        self.flow_name = flow.name
+        self.result = result
+        self.state = "Success" if all(s.is_successful() for s in result.values()) else "Failed"
+        failed = [n for n, s in result.items() if s.is_failed()]
+        self.message = f"tasks failed: {', '.join(failed)}" if failed else "all tasks succeeded"
+
+    def is_successful(self) -> bool:
+        return self.state == "Success"
+
+    def is_failed(self) -> bool:
+        return self.state == "Failed"
+
+    def __getitem__(self, key: str | Task) -> TaskState:
+        if isinstance(key, Task):
+            for name, _ in self.result.items():
+                if name == key.name:
+                    return self.result[name]
+            key = key.name
+        try:
+            return self.result[key]
+        except KeyError:
+            raise KeyError(f"no task named {key!r} in flow {self.flow_name!r}; tasks: {', '.join(self.result)}") from None
+
+    @property
+    def results(self) -> dict[str, Any]:
+        """Each successful task's return value by task name."""
+        return {name: s.result for name, s in self.result.items() if s.is_successful()}
+
+    def __repr__(self) -> str:
+        return f"<{self.state}: {self.message}>"
+
+
+class _TaskRef:
+    """A placeholder for a task's result inside an argument value (lists, dicts)."""
+
+    __slots__ = ("task",)
+
+    def __init__(self, t: Task) -> None:
+        self.task = t
+
+
+class Flow:
+    """A named graph of tasks. Use as a context manager to build it functionally."""
+
+    def __init__(self, name: str, tasks: Iterable[Task] | None = None, storage: Any = None,
+                 **kwargs: Any) -> None:
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError(f"a flow needs a non-empty name, got {name!r}")
+        self.name = name
+        self.storage = storage
+        self.run_config = kwargs.pop("run_config", None)
+        self.schedule = kwargs.pop("schedule", None)
+        self.extra = kwargs
+        self.tasks: list[Task] = []
+        self.edges: set[Edge] = set()
+        self._slugs: dict[Task, str] = {}
+        self._args: dict[Task, dict[str, Any]] = {}
+        self._tokens: list[contextvars.Token[Flow | None]] = []
+        for t in tasks or ():
+            self.add_task(t)
+
+    # -- building -----------------------------------------------------------------
+    def __enter__(self) -> Flow:
+        self._tokens.append(_active_flow.set(self))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _active_flow.reset(self._tokens.pop())
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_tokens"] = []
+        return state
+
+    def add_task(self, t: Task) -> Task:
+        if not isinstance(t, Task):
+            raise TypeError(f"flow {self.name!r}: expected a Task, got {type(t).__name__}")
+        if t in self._slugs:
+            return t
+        if isinstance(t, Parameter):
+            for other in self.parameters():
+                if other.name == t.name:
+                    raise FlowRunError(f"flow {self.name!r} already has a parameter named {t.name!r}")
+        taken = set(self._slugs.values())
+        slug, n = t.name, 1
+        while slug in taken:
+            n += 1
+            slug = f"{t.name}-{n}"
+        self._slugs[t] = slug
+        self._args[t] = {}
+        self.tasks.append(t)
+        return t
+
+    def add_edge(self, upstream: Task, downstream: Task, key: str | None = None) -> Edge:
+        self.add_task(upstream)
+        self.add_task(downstream)
+        edge = Edge(upstream, downstream, key)
+        self.edges.add(edge)
+        return edge
+
+    def set_dependencies(self, task: Task, upstream_tasks: Iterable[Task] | None = None,
+                         downstream_tasks: Iterable[Task] | None = None,
+                         keyword_tasks: Mapping[str, Any] | None = None) -> None:
+        """The imperative API: wire *task* to upstream/downstream tasks and keyword inputs."""
+        self.add_task(task)
+        for up in upstream_tasks or ():
+            self.add_edge(up, task)
+        for down in downstream_tasks or ():
+            self.add_edge(task, down)
+        if keyword_tasks:
+            self._bind(task, (), dict(keyword_tasks))
+
+    def _bind(self, node: Task, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        if node.fn is not None:
+            try:
+                bound = inspect.signature(node.fn).bind_partial(*args, **kwargs)
+            except TypeError as exc:
+                raise FlowRunError(f"task {node.name!r} in flow {self.name!r}: {exc}") from None
+            params = inspect.signature(node.fn).parameters
+            named: dict[str, Any] = {}
+            for key, value in bound.arguments.items():
+                kind = params[key].kind
+                if kind is inspect.Parameter.VAR_KEYWORD:
+                    named.update(value)
+                elif kind is inspect.Parameter.VAR_POSITIONAL:
+                    if value:
+                        raise FlowRunError(f"task {node.name!r}: *{key} arguments are not supported in a flow; "
+                                           "pass a list instead")
+                else:
+                    named[key] = value
+        else:
+            if args:
+                raise FlowRunError(f"task {node.name!r} takes keyword arguments only")
+            named = dict(kwargs)
+        for key, value in named.items():
+            self._args[node][key] = self._capture(value, node, key)
+
+    def _capture(self, value: Any, node: Task, key: str) -> Any:
+        if isinstance(value, Task):
+            self.add_edge(value, node, key)
+            return _TaskRef(value)
+        if isinstance(value, list | tuple):
+            return type(value)(self._capture(v, node, key) for v in value)
+        if isinstance(value, dict):
+            return {k: self._capture(v, node, key) for k, v in value.items()}
+        return value
+
+    # -- inspecting -------------------------------------------------------------
+    def slug(self, t: Task) -> str:
+        return self._slugs[t]
+
+    def parameters(self) -> list[Parameter]:
+        return [t for t in self.tasks if isinstance(t, Parameter)]
+
+    def get_tasks(self, name: str | None = None) -> list[Task]:
+        return [t for t in self.tasks if name is None or t.name == name]
+
+    def upstream_tasks(self, t: Task) -> list[Task]:
+        return [e.upstream for e in self.edges if e.downstream is t]
+
+    def sorted_tasks(self) -> list[Task]:
+        """Tasks in dependency order (stable: ties keep the order tasks were added)."""
+        order = {id(t): i for i, t in enumerate(self.tasks)}
+        indegree = {id(t): 0 for t in self.tasks}
+        downstream: dict[int, list[Task]] = {id(t): [] for t in self.tasks}
+        for e in self.edges:
+            indegree[id(e.downstream)] += 1
+            downstream[id(e.upstream)].append(e.downstream)
+        ready = sorted((t for t in self.tasks if indegree[id(t)] == 0), key=lambda t: order[id(t)])
+        result: list[Task] = []
+        while ready:
+            t = ready.pop(0)
+            result.append(t)
+            for d in downstream[id(t)]:
+                indegree[id(d)] -= 1
+                if indegree[id(d)] == 0:
+                    ready.append(d)
+            ready.sort(key=lambda x: order[id(x)])
+        if len(result) != len(self.tasks):
+            stuck = sorted(self.slug(t) for t in self.tasks if indegree[id(t)] > 0)
+            raise FlowRunError(f"flow {self.name!r} has a dependency cycle among: {', '.join(stuck)}")
+        return result
+
+    def structure(self) -> dict[str, Any]:
+        """A JSON-able description: tasks, edges, parameters (with defaults), constants."""
+        tasks = []
+        for t in self.tasks:
+            entry: dict[str, Any] = {"name": self.slug(t), "kind": t.kind}
+            if not isinstance(t, Parameter):
+                entry["function"] = getattr(t.fn, "__qualname__", None) if t.fn else type(t).__qualname__
+                entry["source"] = t.source_digest
+                entry["max_retries"] = t.max_retries
+                constants = {k: _jsonable(v) for k, v in self._args[t].items() if not _has_ref(v)}
+                if constants:
+                    entry["constants"] = constants
+            tasks.append(entry)
+        edges = sorted(
+            ({"upstream": self.slug(e.upstream), "downstream": self.slug(e.downstream), "key": e.key}
+             for e in self.edges),
+            key=lambda e: (e["upstream"], e["downstream"], e["key"] or ""),
+        )
+        parameters = sorted(
+            ({"name": p.name, "default": _jsonable(p.default), "required": p.required} for p in self.parameters()),
+            key=lambda p: p["name"],
+        )
+        return {"name": self.name, "tasks": sorted(tasks, key=lambda t: t["name"]), "edges": edges,
+                "parameters": parameters}
+
+    def fingerprint(self) -> str:
+        """A stable sha256 of :meth:`structure` (same flow, same value, in any process)."""
+        canonical = json.dumps(self.structure(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    # -- running ----------------------------------------------------------------
+    def _check_parameters(self, parameters: Mapping[str, Any]) -> dict[str, Any]:
+        declared = {p.name: p for p in self.parameters()}
+        unknown = sorted(set(parameters) - set(declared))
+        if unknown:
+            takes = ", ".join(sorted(declared)) or "no parameters"
+            raise FlowRunError(f"flow {self.name!r}: unknown parameter(s) {', '.join(unknown)}; it takes: {takes}")
+        values: dict[str, Any] = {}
+        missing = []
+        for name, p in declared.items():
+            if name in parameters:
+                values[name] = parameters[name]
+            elif p.required:
+                missing.append(name)
+            else:
+                values[name] = p.default
+        if missing:
+            raise FlowRunError(f"flow {self.name!r}: required parameter(s) not given: {', '.join(sorted(missing))}")
+        return values
+
+    def run(self, parameters: Mapping[str, Any] | None = None) -> FlowState:
+        """Run every task in dependency order in this process and return the flow's state."""
+        values = self._check_parameters(dict(parameters or {}))
+        states: dict[int, TaskState] = {}
+        for t in self.sorted_tasks():
+            slug = self.slug(t)
+            bad = [self.slug(u) for u in self.upstream_tasks(t) if not states[id(u)].is_successful()]
+            if bad:
+                states[id(t)] = TaskState("Skipped", message=f"upstream task(s) did not succeed: {', '.join(sorted(bad))}")
+                log.info("task %s skipped: upstream %s did not succeed", slug, ", ".join(sorted(bad)))
+                continue
+            if isinstance(t, Parameter):
+                states[id(t)] = TaskState("Success", result=values[t.name], attempts=0)
+                continue
+            kwargs = {k: _resolve(v, states) for k, v in self._args[t].items()}
+            states[id(t)] = self._run_task(t, slug, kwargs)
+        return FlowState(self, {self.slug(t): states[id(t)] for t in self.tasks})
+
+    def _run_task(self, t: Task, slug: str, kwargs: dict[str, Any]) -> TaskState:
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                result = t.run(**kwargs)
+            except Exception as exc:
+                message = f"{type(exc).__name__}: {exc}"
+                if attempts <= t.max_retries:
+                    log.warning("task %s failed (attempt %d of %d), retrying in %.2fs: %s",
+                                slug, attempts, t.max_retries + 1, t.retry_delay, message)
+                    time.sleep(t.retry_delay)
+                    continue
+                log.error("task %s failed after %d attempt(s): %s", slug, attempts, message)
+                log.debug("task %s traceback:\n%s", slug, traceback.format_exc())
+                return TaskState("Failed", message=message, attempts=attempts, exception=exc)
+            log.info("task %s succeeded (attempt %d)", slug, attempts)
+            return TaskState("Success", result=result, attempts=attempts)
+
+    def __repr__(self) -> str:
+        return f"<Flow: name={self.name!r}, tasks={len(self.tasks)}>"
+
+
+def _has_ref(value: Any) -> bool:
+    if isinstance(value, _TaskRef):
+        return True
+    if isinstance(value, list | tuple):
+        return any(_has_ref(v) for v in value)
+    if isinstance(value, dict):
+        return any(_has_ref(v) for v in value.values())
+    return False
+
+
+def _resolve(value: Any, states: dict[int, TaskState]) -> Any:
+    if isinstance(value, _TaskRef):
+        return states[id(value.task)].result
+    if isinstance(value, list | tuple):
+        return type(value)(_resolve(v, states) for v in value)
+    if isinstance(value, dict):
+        return {k: _resolve(v, states) for k, v in value.items()}
+    return value
+
+
+def select_flow(flows: list[Flow], flow_name: str | None, where: str) -> Flow:
+    """Pick the flow called *flow_name* from *flows*, or the only one; never silently the first."""
+    names = [f.name for f in flows]
+    if flow_name is not None:
+        for f in flows:
+            if f.name == flow_name:
+                return f
+        found = ", ".join(repr(n) for n in names) or "none"
+        raise FlowNotFoundError(f"flow {flow_name!r} not found in {where}; flows found: {found}")
+    if not flows:
+        raise FlowNotFoundError(f"no flows found in {where}")
+    if len(flows) > 1:
+        raise FlowNotFoundError(
+            f"{where} defines {len(flows)} flows ({', '.join(repr(n) for n in names)}); "
+            "name the one you want (flow_name=... / --flow NAME)"
+        )
+    return flows[0]

@@ -1,0 +1,134 @@
+"""Which files of a repository a script imports (its *closure*).
+
+Pure functions over source text and repo-relative POSIX paths. The caller says
+which paths exist (a folder on disk, a host's tree listing), so the same code
+serves ``gitflows check`` on a working tree and the loader against a host.
+"""
+
+from __future__ import annotations
+
+import ast
+import posixpath
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from gitflows.errors import ConfigurationError
+
+
+@dataclass(frozen=True)
+class ImportRef:
+    """One import statement's target: ``module`` (dotted, may be empty) at relative ``level``."""
+
+    module: str
+    level: int
+    names: tuple[str, ...] = ()
+    lineno: int = 0
+
+
+def imports_of(source: str | bytes, filename: str = "<script>") -> list[ImportRef]:
+    """Every ``import``/``from ... import`` in *source*, anywhere in the file."""
+    tree = ast.parse(source, filename=filename)
+    refs: list[ImportRef] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            refs.extend(ImportRef(alias.name, 0, (), node.lineno) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            refs.append(ImportRef(node.module or "", node.level, tuple(a.name for a in node.names), node.lineno))
+    return refs
+
+
+def safe_relpath(path: str) -> str:
+    """Normalise a repo-relative POSIX path; refuse absolute paths and ``..`` escapes."""
+    if not isinstance(path, str) or not path or "\x00" in path or "\\" in path:
+        raise ConfigurationError(f"invalid path in repository: {path!r}")
+    if path.startswith("/") or (len(path) > 1 and path[1] == ":"):
+        raise ConfigurationError(f"path must be relative to the repository root, got {path!r}")
+    norm = posixpath.normpath(path)
+    if norm == "." or norm.startswith("../") or norm == "..":
+        raise ConfigurationError(f"path {path!r} escapes the repository root")
+    return norm
+
+
+def _candidates(module: str) -> list[str]:
+    parts = module.split(".") if module else []
+    if not parts:
+        return []
+    base = "/".join(parts)
+    return [base + ".py", base + "/__init__.py"]
+
+
+def _resolve_one(ref: ImportRef, importer: str, roots: list[str], exists: Callable[[str], bool]) -> list[str]:
+    """Repo files that *ref* (found in *importer*) names, tried against each root folder."""
+    found: list[str] = []
+    if ref.level:
+        pkg = posixpath.dirname(importer)
+        for _ in range(ref.level - 1):
+            pkg = posixpath.dirname(pkg)
+        bases = [pkg]
+    else:
+        bases = roots
+    for base in bases:
+        targets = []
+        mod_path = ref.module.replace(".", "/") if ref.module else ""
+        prefix = posixpath.join(base, mod_path) if mod_path else base
+        if mod_path:
+            targets += [prefix + ".py", prefix + "/__init__.py"]
+        # `from pkg import mod` may name submodules.
+        for name in ref.names:
+            if name != "*":
+                targets.append(posixpath.join(prefix, name) + ".py")
+                targets.append(posixpath.join(prefix, name, "__init__.py"))
+        hit = False
+        for target in targets:
+            target = posixpath.normpath(target)
+            if target.startswith("../") or target == "..":
+                continue
+            if exists(target):
+                found.append(target)
+                hit = True
+        # Parent packages' __init__.py run on import too.
+        if hit and mod_path:
+            parts = mod_path.split("/")
+            for i in range(1, len(parts)):
+                init = posixpath.normpath(posixpath.join(base, *parts[:i], "__init__.py"))
+                if exists(init):
+                    found.append(init)
+        if hit and not ref.level:
+            break
+    return found
+
+
+def local_closure(
+    script: str,
+    read: Callable[[str], bytes],
+    exists: Callable[[str], bool],
+    extra: Iterable[str] = (),
+) -> list[str]:
+    """The repo-relative files *script* needs: itself, the sibling modules it imports, transitively.
+
+    Absolute imports are looked up next to the script, then under the
+    repository root (exactly what ``sys.path`` holds when the flow runs);
+    relative imports from the importing file's package. Modules that resolve to no file of the repo
+    (the standard library, installed packages) are not part of the closure.
+    A file that does not parse is still included; its imports are not followed.
+    """
+    script = safe_relpath(script)
+    script_dir = posixpath.dirname(script)
+    seen: dict[str, None] = {script: None}
+    for path in extra:
+        seen[safe_relpath(path)] = None
+    queue = [script]
+    while queue:
+        current = queue.pop(0)
+        try:
+            refs = imports_of(read(current), filename=current)
+        except (SyntaxError, ValueError):
+            continue
+        roots = list(dict.fromkeys([script_dir, ""]))
+        for ref in refs:
+            for path in _resolve_one(ref, current, roots, exists):
+                if path not in seen:
+                    seen[path] = None
+                    if path.endswith(".py"):
+                        queue.append(path)
+    return list(seen)

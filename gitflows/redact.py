@@ -1,0 +1,84 @@
+"""Redaction of resolved secret values.
+
+Every secret value gitflows resolves is registered here. :func:`redact` scrubs
+them out of any text; :class:`RedactingFilter` does it for log records and is
+attached to every gitflows logger by :func:`get_logger`.
+
+This module is safe to use from several threads; it holds only a set of
+strings and never logs or prints anything itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from urllib.parse import quote
+
+MASK = "***"
+_lock = threading.Lock()
+_values: tuple[str, ...] = ()
+
+
+def register_secret(value: str | bytes | None) -> None:
+    """Remember *value* (and its URL-quoted form) so it is scrubbed from output."""
+    global _values
+    if value is None:
+        return
+    if isinstance(value, bytes):
+        try:
+            value = value.decode()
+        except UnicodeDecodeError:
+            return
+    if not value:
+        return
+    forms = {value, quote(value, safe=""), quote(value)}
+    with _lock:
+        merged = set(_values) | {f for f in forms if f}
+        # Longest first, so a secret that contains another is masked whole.
+        _values = tuple(sorted(merged, key=len, reverse=True))
+
+
+def forget_all() -> None:
+    """Forget every registered value (tests use this)."""
+    global _values
+    with _lock:
+        _values = ()
+
+
+def redact(text: str) -> str:
+    """Return *text* with every registered secret value replaced by ``***``."""
+    values = _values
+    if not values or not text:
+        return text
+    for value in values:
+        if value in text:
+            text = text.replace(value, MASK)
+    return text
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter that renders the message and scrubs secrets from it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string: leave it for logging to report
+            return True
+        record.msg = redact(message)
+        record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+        elif record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        return True
+
+
+_filter = RedactingFilter()
+
+
+def get_logger(name: str) -> logging.Logger:
+    """A logger under ``gitflows`` whose records are redacted before any handler sees them."""
+    logger = logging.getLogger(name)
+    if _filter not in logger.filters:
+        logger.addFilter(_filter)
+    return logger

@@ -1,0 +1,322 @@
+"""Flow scripts: the one place that executes them, and a static reader that does not.
+
+:func:`extract_flow_from_file` runs a script with ``__file__`` set and its own
+folder on ``sys.path`` (so sibling modules import), collects the flows it
+defines, and restores ``sys.path`` and ``sys.modules`` afterwards.
+
+:func:`inspect_file` reads the same facts it can from the syntax tree alone —
+flow names, storage settings, parameters, imported modules — for hooks whose
+environment lacks the flow's own third-party imports.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import hashlib
+import linecache
+import os
+import sys
+import traceback
+import types
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from gitflows.errors import PathNotFoundError, ScriptError
+from gitflows.flow import Flow, select_flow
+from gitflows.imports import ImportRef, imports_of
+
+SCRIPT_MODULE_NAME = "__gitflows_script__"
+
+
+def _under(path: str, roots: Iterable[str]) -> bool:
+    path = os.path.realpath(path)
+    for root in roots:
+        root = os.path.realpath(root)
+        if path == root or path.startswith(root.rstrip(os.sep) + os.sep):
+            return True
+    return False
+
+
+@contextlib.contextmanager
+def script_environment(paths: Iterable[str]) -> Iterator[None]:
+    """Put *paths* first on ``sys.path``; afterwards restore it and unload modules imported from them.
+
+    Modules imported from elsewhere (installed packages first imported by the
+    script) stay loaded: unloading C extensions is not safe. Modules from
+    *paths* are removed, so two versions of one repository can be loaded in
+    the same process one after the other.
+    """
+    roots = [os.path.abspath(p) for p in paths]
+    saved_path = list(sys.path)
+    before = set(sys.modules)
+    sys.path[:0] = roots
+    try:
+        yield
+    finally:
+        sys.path[:] = saved_path
+        for name in set(sys.modules) - before:
+            module = sys.modules.get(name)
+            locations = [getattr(module, "__file__", None) or ""]
+            locations += list(getattr(module, "__path__", None) or [])
+            if any(loc and _under(loc, roots) for loc in locations):
+                del sys.modules[name]
+
+
+def _read(file_path: str) -> bytes:
+    try:
+        with open(file_path, "rb") as fh:
+            return fh.read()
+    except FileNotFoundError:
+        raise PathNotFoundError(f"flow script {file_path} does not exist") from None
+    except IsADirectoryError:
+        raise PathNotFoundError(f"flow script {file_path} is a directory, not a file") from None
+    except PermissionError:
+        raise PathNotFoundError(f"flow script {file_path} cannot be read (permission denied)") from None
+
+
+def _script_line(exc: BaseException, filename: str) -> int | None:
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        if frame.filename == filename:
+            return frame.lineno
+    return None
+
+
+def run_script(file_path: str | None = None, file_contents: str | bytes | None = None,
+               extra_paths: Iterable[str] = ()) -> types.ModuleType:
+    """Execute a flow script and return its module namespace (see module docs for the rules)."""
+    if file_path is None and file_contents is None:
+        raise ScriptError("give file_path or file_contents")
+    if file_contents is None:
+        assert file_path is not None
+        file_contents = _read(file_path)
+    source = file_contents.decode("utf-8") if isinstance(file_contents, bytes) else file_contents
+    if file_path is not None:
+        filename = os.path.abspath(file_path)
+        display = file_path
+    else:
+        filename = f"<gitflows-script-{hashlib.sha256(source.encode()).hexdigest()[:12]}>"
+        display = "<file_contents>"
+    try:
+        code = compile(source, filename, "exec", dont_inherit=True)
+    except SyntaxError as exc:
+        raise ScriptError(f"{display}:{exc.lineno}: syntax error: {exc.msg}") from exc
+    # Keep the executed text in linecache: tracebacks and task source digests
+    # then show what ran, even when the file changed (or never existed).
+    lines = source.splitlines(keepends=True)
+    linecache.cache[filename] = (len(source), None, lines, filename)
+
+    module = types.ModuleType(SCRIPT_MODULE_NAME)
+    module.__file__ = filename
+    paths = list(extra_paths)
+    if file_path is not None:
+        paths.insert(0, os.path.dirname(filename))
+    with script_environment(paths):
+        try:
+            exec(code, module.__dict__)
+        except ModuleNotFoundError as exc:
+            line = _script_line(exc, filename)
+            where = f"{display}:{line}" if line else display
+            raise ScriptError(
+                f"{where}: cannot import module {exc.name!r}: not installed here, and no sibling "
+                f"file {str(exc.name).replace('.', '/')}.py next to the script"
+            ) from exc
+        except Exception as exc:
+            line = _script_line(exc, filename)
+            where = f"{display}:{line}" if line else display
+            raise ScriptError(f"{where}: the script raised {type(exc).__name__}: {exc}") from exc
+        except SystemExit as exc:
+            raise ScriptError(f"{display}: the script called exit({exc.code!r}) while being loaded") from exc
+    return module
+
+
+def flows_in(namespace: types.ModuleType | dict[str, Any]) -> list[Flow]:
+    """The distinct :class:`Flow` objects bound to names in a module, in definition order."""
+    values = namespace.values() if isinstance(namespace, dict) else vars(namespace).values()
+    seen: dict[int, Flow] = {}
+    for value in values:
+        if isinstance(value, Flow) and id(value) not in seen:
+            seen[id(value)] = value
+    return list(seen.values())
+
+
+def extract_flows(file_path: str | None = None, file_contents: str | bytes | None = None,
+                  extra_paths: Iterable[str] = ()) -> list[Flow]:
+    """Every flow a script defines at module level."""
+    return flows_in(run_script(file_path, file_contents, extra_paths))
+
+
+def extract_flow_from_file(file_path: str | None = None, file_contents: str | bytes | None = None,
+                           flow_name: str | None = None) -> Flow:
+    """The flow called *flow_name* from a script, or its only flow (never silently the first of several)."""
+    flows = extract_flows(file_path, file_contents)
+    return select_flow(flows, flow_name, file_path or "<file_contents>")
+
+
+# -- static inspection ---------------------------------------------------------------
+
+UNKNOWN = "<dynamic>"
+
+
+@dataclass
+class StaticStorage:
+    """A storage constructor call found in the syntax tree."""
+
+    type: str
+    args: dict[str, Any]
+    lineno: int
+
+
+@dataclass
+class StaticFlow:
+    """A flow found in the syntax tree, with what could be read without running anything."""
+
+    name: str | None
+    variable: str | None
+    lineno: int
+    storage: StaticStorage | None = None
+    parameters: dict[str, Any] = field(default_factory=dict)
+    tasks: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ScriptInfo:
+    """What :func:`inspect_file` read from a script."""
+
+    path: str
+    flows: list[StaticFlow]
+    imports: list[ImportRef]
+    tasks: dict[str, str]  # task function name -> digest of its source
+
+
+def _call_name(node: ast.AST) -> str | None:
+    if isinstance(node, ast.Call):
+        node = node.func
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    return None
+
+
+def _literal(node: ast.AST | None) -> Any:
+    if node is None:
+        return None
+    try:
+        return ast.literal_eval(node)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return f"{UNKNOWN}: {ast.unparse(node)}"
+
+
+def _is_task_decorator(dec: ast.AST) -> bool:
+    return _call_name(dec) == "task"
+
+
+def _storage_from(node: ast.AST | None, assigned: dict[str, ast.Call]) -> StaticStorage | None:
+    if isinstance(node, ast.Name) and node.id in assigned:
+        node = assigned[node.id]
+    if not isinstance(node, ast.Call):
+        return None
+    name = _call_name(node)
+    if not name:
+        return None
+    args: dict[str, Any] = {f"arg{i}": _literal(a) for i, a in enumerate(node.args)}
+    for kw in node.keywords:
+        if kw.arg:
+            args[kw.arg] = _literal(kw.value)
+    return StaticStorage(type=name, args=args, lineno=node.lineno)
+
+
+def _flow_call(node: ast.AST) -> ast.Call | None:
+    if isinstance(node, ast.Call) and _call_name(node) == "Flow":
+        return node
+    return None
+
+
+def _flow_name(call: ast.Call) -> str | None:
+    arg = call.args[0] if call.args else next((k.value for k in call.keywords if k.arg == "name"), None)
+    value = _literal(arg)
+    return value if isinstance(value, str) and not value.startswith(UNKNOWN) else None
+
+
+def _scan_body(body: list[ast.stmt], flow: StaticFlow, task_names: set[str]) -> None:
+    for stmt in body:
+        for node in ast.walk(stmt):
+            if not isinstance(node, ast.Call):
+                continue
+            name = _call_name(node)
+            if name == "Parameter":
+                pname = _literal(node.args[0]) if node.args else _literal(
+                    next((k.value for k in node.keywords if k.arg == "name"), None))
+                default = next((k.value for k in node.keywords if k.arg == "default"), None)
+                if default is None and len(node.args) > 1:
+                    default = node.args[1]
+                if isinstance(pname, str):
+                    flow.parameters[pname] = _literal(default)
+            elif name in task_names:
+                flow.tasks.append(name)
+
+
+def inspect_file(path: str | None = None, contents: str | bytes | None = None) -> ScriptInfo:
+    """Read flows, storages, parameters and imports from a script's syntax tree, without executing it."""
+    if contents is None:
+        if path is None:
+            raise ScriptError("give path or contents")
+        contents = _read(path)
+    display = path or "<contents>"
+    try:
+        tree = ast.parse(contents, filename=display)
+    except SyntaxError as exc:
+        raise ScriptError(f"{display}:{exc.lineno}: syntax error: {exc.msg}") from exc
+    source = contents.decode("utf-8", "replace") if isinstance(contents, bytes) else contents
+
+    tasks: dict[str, str] = {}
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and any(
+                _is_task_decorator(d) for d in node.decorator_list):
+            segment = ast.get_source_segment(source, node) or node.name
+            tasks[node.name] = hashlib.sha256(segment.encode()).hexdigest()[:16]
+        elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and _call_name(node.value) == "task":
+            for target in node.targets:
+                if isinstance(target, ast.Name):
+                    tasks[target.id] = hashlib.sha256(ast.unparse(node).encode()).hexdigest()[:16]
+
+    assigned: dict[str, ast.Call] = {}
+    flows: list[StaticFlow] = []
+    by_var: dict[str, StaticFlow] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
+            for target in node.targets:
+                if isinstance(target, ast.Name):
+                    assigned[target.id] = node.value
+    for node in ast.walk(tree):
+        if isinstance(node, ast.With):
+            for item in node.items:
+                call = _flow_call(item.context_expr)
+                if call is None:
+                    continue
+                var = item.optional_vars.id if isinstance(item.optional_vars, ast.Name) else None
+                storage_kw = next((k.value for k in call.keywords if k.arg == "storage"), None)
+                sf = StaticFlow(_flow_name(call), var, call.lineno, _storage_from(storage_kw, assigned))
+                _scan_body(node.body, sf, set(tasks))
+                flows.append(sf)
+                if var:
+                    by_var[var] = sf
+        elif isinstance(node, ast.Assign) and _flow_call(node.value) is not None:
+            call = _flow_call(node.value)
+            assert call is not None
+            storage_kw = next((k.value for k in call.keywords if k.arg == "storage"), None)
+            for target in node.targets:
+                if isinstance(target, ast.Name):
+                    sf = StaticFlow(_flow_name(call), target.id, call.lineno, _storage_from(storage_kw, assigned))
+                    flows.append(sf)
+                    by_var[target.id] = sf
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign):
+            for target in node.targets:
+                if (isinstance(target, ast.Attribute) and target.attr == "storage"
+                        and isinstance(target.value, ast.Name) and target.value.id in by_var):
+                    by_var[target.value.id].storage = _storage_from(node.value, assigned)
+    flows.sort(key=lambda f: f.lineno)
+    return ScriptInfo(path=display, flows=flows, imports=imports_of(contents, display), tasks=tasks)

@@ -1,0 +1,77 @@
+"""Storages: where flows live. One module per backend, one dict that lists them all.
+
+``from_dict`` rebuilds any storage from ``serialize()`` output. Backends are
+imported only when used, so ``import gitflows`` never loads boto3, PyGithub,
+dulwich or a cloud SDK.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from typing import Any
+
+from gitflows.errors import ConfigurationError
+from gitflows.storage.base import Storage
+
+#: serialized ``type`` -> "module:Class". Adding a backend adds one line here.
+STORAGE_TYPES: dict[str, str] = {
+    "Local": "gitflows.storage.local:Local",
+    "Module": "gitflows.storage.module:Module",
+}
+
+_BASE_ARGS = ("labels", "secrets", "add_default_labels", "stored_as_script", "result")
+
+
+def storage_class(type_name: str) -> type[Storage]:
+    """The class registered for a serialized ``type`` name."""
+    try:
+        target = STORAGE_TYPES[type_name]
+    except (KeyError, TypeError):
+        known = ", ".join(sorted(STORAGE_TYPES))
+        raise ConfigurationError(f"unknown storage type {type_name!r}; known types: {known}") from None
+    module_name, _, class_name = target.partition(":")
+    module = importlib.import_module(module_name)
+    cls: type[Storage] = getattr(module, class_name)
+    return cls
+
+
+def from_dict(data: dict[str, Any]) -> Storage:
+    """Rebuild a storage from its serialized form (``Storage.serialize()``)."""
+    if not isinstance(data, dict):
+        raise ConfigurationError(f"a serialized storage is a dict, got {type(data).__name__}")
+    if "type" not in data:
+        raise ConfigurationError(f"serialized storage has no 'type' key (keys: {', '.join(sorted(data)) or 'none'})")
+    cls = storage_class(data["type"])
+    sig = inspect.signature(cls.__init__)
+    takes_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values())
+    required = [name for name, p in sig.parameters.items()
+                if name != "self" and p.default is inspect.Parameter.empty
+                and p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)]
+    missing = [name for name in required if name not in data]
+    if missing:
+        raise ConfigurationError(f"serialized {data['type']} storage lacks required field(s): {', '.join(missing)}")
+    kwargs = {name: data[name] for name in cls.fields if name in data}
+    for name in _BASE_ARGS:
+        if name in data and (name in sig.parameters or takes_kwargs):
+            kwargs[name] = data[name]
+    try:
+        storage = cls(**kwargs)
+    except TypeError as exc:
+        raise ConfigurationError(f"serialized {data['type']} storage is invalid: {exc}") from None
+    flows = data.get("flows") or {}
+    if not isinstance(flows, dict):
+        raise ConfigurationError(f"serialized {data['type']} storage: 'flows' must be a dict of name -> location")
+    storage.flows = {str(k): str(v) for k, v in flows.items()}
+    storage.restore(data)
+    return storage
+
+
+def __getattr__(name: str) -> Any:
+    """``from gitflows.storage import Local`` imports that backend on first use."""
+    if name in STORAGE_TYPES:
+        return storage_class(name)
+    raise AttributeError(f"module 'gitflows.storage' has no attribute {name!r}")
+
+
+__all__ = ["Storage", "STORAGE_TYPES", "from_dict", "storage_class", *STORAGE_TYPES]

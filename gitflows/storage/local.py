@@ -1,0 +1,111 @@
+"""``Local``: pickles in a folder on this machine, or a script / module path.
+
+Prefect 1's ``Local`` storage, with these fixes: a pickle is written through
+the verified envelope (temp file, then rename); a location outside
+``directory`` is refused; a missing file is an error naming the path; a
+script holding several flows loads the one asked for.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+import socket
+from typing import Any
+
+from gitflows.envelope import flow_from_bytes_pickle, flow_to_bytes_pickle
+from gitflows.errors import ConfigurationError, PathNotFoundError
+from gitflows.flow import Flow, select_flow
+from gitflows.naming import slugify, timestamp
+from gitflows.script import extract_flows, flows_in
+from gitflows.storage.base import Storage
+
+DEFAULT_DIRECTORY = os.path.join("~", ".gitflows", "flows")
+_MODULE_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+def is_module_path(location: str) -> bool:
+    """``pkg.mod`` (a Python import path) rather than a file path."""
+    return bool(_MODULE_PATH.match(location)) and not location.endswith(".py") and os.sep not in location
+
+
+def load_module_flow(module_name: str, flow_name: str | None) -> Flow:
+    """Import *module_name* and return its flow called *flow_name* (or its only flow)."""
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        raise PathNotFoundError(f"module {module_name!r} cannot be imported: no module named {exc.name!r}") from None
+    return select_flow(flows_in(module), flow_name, f"module {module_name}")
+
+
+class Local(Storage):
+    """``Local(directory=None, validate=True, path=None, stored_as_script=False, **kwargs)``.
+
+    Default label: this machine's host name (``add_default_labels=False`` turns it off), so an
+    agent on another machine does not pick up a flow whose pickle only exists here.
+    """
+
+    type_name = "Local"
+    fields = ("directory", "validate", "path")
+    default_labels_on = True
+
+    def __init__(self, directory: str | None = None, validate: bool = True, path: str | None = None,
+                 stored_as_script: bool = False, **kwargs: Any) -> None:
+        super().__init__(stored_as_script=stored_as_script, **kwargs)
+        self.directory = os.path.abspath(os.path.expanduser(directory or DEFAULT_DIRECTORY))
+        self.validate = bool(validate)
+        self.path = path
+        if self.validate and not self.stored_as_script:
+            os.makedirs(self.directory, exist_ok=True)
+
+    def default_labels(self) -> list[str]:
+        return [socket.gethostname()]
+
+    def _location_for(self, flow: Flow) -> str:
+        if self.stored_as_script:
+            if not self.path:
+                raise ConfigurationError(
+                    f"Local storage for flow {flow.name!r}: stored_as_script=True needs path= "
+                    "(a script file or a module path such as 'pkg.flows')")
+            if self.validate and not is_module_path(self.path) and not os.path.isfile(self.path):
+                raise PathNotFoundError(f"flow script {self.path} does not exist (flow {flow.name!r})")
+            return self.path
+        folder = os.path.join(self.directory, slugify(flow.name))
+        os.makedirs(folder, exist_ok=True)
+        location = os.path.join(folder, f"{timestamp()}.gitflows-pickle")
+        tmp = location + ".tmp"
+        with open(tmp, "wb") as fh:
+            fh.write(flow_to_bytes_pickle(flow))
+        os.replace(tmp, location)
+        return location
+
+    def _inside_directory(self, location: str) -> str:
+        real = os.path.realpath(location)
+        root = os.path.realpath(self.directory)
+        if not real.startswith(root.rstrip(os.sep) + os.sep):
+            raise ConfigurationError(f"location {location} is outside the storage directory {self.directory}; "
+                                     "refusing to load it")
+        return real
+
+    def get_flow(self, location: str | None = None, flow_name: str | None = None) -> Flow:
+        name = self.flow_name_for(location, flow_name)
+        if location is None:
+            location = self.flows[name] if name in self.flows else None
+        if location is None:
+            raise PathNotFoundError(self._missing(str(name)))
+        if self.stored_as_script:
+            if is_module_path(location):
+                return load_module_flow(location, name)
+            return select_flow(extract_flows(file_path=location), name, location)
+        real = self._inside_directory(location)
+        try:
+            with open(real, "rb") as fh:
+                data = fh.read()
+        except FileNotFoundError:
+            raise PathNotFoundError(f"pickled flow {location} does not exist (was it built on another machine?)") \
+                from None
+        flow = flow_from_bytes_pickle(data, where=location)
+        if name and flow.name != name:
+            raise ConfigurationError(f"{location} holds flow {flow.name!r}, not {name!r}")
+        return flow
