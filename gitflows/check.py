@@ -87,9 +87,9 @@ def _check_imports(display: str, file_path: str, info: ScriptInfo) -> list[Probl
             for _ in range(ref.level - 1):
                 base = os.path.dirname(base)
             if not _module_exists(base, ref):
-                dots = "." * ref.level
+                shown = "." * ref.level + (ref.module or ", ".join(ref.names))
                 problems.append(Problem(display, ref.lineno,
-                                        f"imports {dots}{ref.module} but no such file next to the script"))
+                                        f"imports {shown} but no such file next to the script"))
         elif ref.module:
             top = ref.module.split(".")[0]
             if os.path.isdir(os.path.join(here, top)) and not _module_exists(here, ref):
@@ -99,13 +99,13 @@ def _check_imports(display: str, file_path: str, info: ScriptInfo) -> list[Probl
 
 
 def _module_exists(base: str, ref: ImportRef) -> bool:
-    path = os.path.join(base, *ref.module.split(".")) if ref.module else base
-    if os.path.isfile(path + ".py") or os.path.isdir(path):
-        return True
-    if not ref.module:
+    if not ref.module:  # `from . import a, b`: each name is a module (or a name in the package's __init__)
+        if os.path.isfile(os.path.join(base, "__init__.py")):
+            return True
         return all(os.path.isfile(os.path.join(base, n + ".py")) or os.path.isdir(os.path.join(base, n))
                    for n in ref.names if n != "*")
-    return False
+    path = os.path.join(base, *ref.module.split("."))
+    return os.path.isfile(path + ".py") or os.path.isdir(path)
 
 
 def check_files(paths: list[str]) -> tuple[list[Problem], int]:

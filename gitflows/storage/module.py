@@ -27,8 +27,8 @@ class Module(Storage):
         return self.module
 
     def get_flow(self, location: str | None = None, flow_name: str | None = None) -> Flow:
-        name = self.flow_name_for(location, flow_name)
         module = location or self.module
+        name = self.flow_name_for(module, flow_name)
         if not is_module_path(module):
             raise PathNotFoundError(f"Module storage location {module!r} is not a module import path")
         return load_module_flow(module, name)

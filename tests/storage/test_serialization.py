@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from gitflows import Flow
+from gitflows.errors import ConfigurationError
+from gitflows.storage import STORAGE_TYPES, Storage, from_dict, storage_class
+from gitflows.storage.local import Local
+from gitflows.storage.module import Module
+
+# One example per registered type; a new backend must add itself here (the test below checks).
+EXAMPLES = {
+    "Local": lambda tmp: Local(directory=str(tmp), labels=["team-a"], secrets=["DB_PASSWORD"]),
+    "Module": lambda tmp: Module("json", labels=["x"]),
+}
+
+
+def test_every_registered_type_has_an_example():
+    assert set(EXAMPLES) == set(STORAGE_TYPES)
+
+
+@pytest.mark.parametrize("type_name", sorted(STORAGE_TYPES))
+def test_round_trip(type_name, tmp_path):
+    storage = EXAMPLES[type_name](tmp_path)
+    storage.flows["some-flow"] = "somewhere"
+    data = storage.serialize()
+    assert data["type"] == type_name
+    json.dumps(data)
+    rebuilt = from_dict(json.loads(json.dumps(data)))
+    assert type(rebuilt) is storage_class(type_name)
+    assert rebuilt.serialize() == data
+    assert rebuilt.flows == {"some-flow": "somewhere"}
+    assert rebuilt.labels == storage.labels
+    assert repr(rebuilt) == repr(storage)
+
+
+def test_unknown_type_and_missing_fields():
+    with pytest.raises(ConfigurationError, match="unknown storage type 'Nope'; known types: Local, Module"):
+        from_dict({"type": "Nope"})
+    with pytest.raises(ConfigurationError, match="no 'type' key"):
+        from_dict({"module": "x"})
+    with pytest.raises(ConfigurationError, match="lacks required field\\(s\\): module"):
+        from_dict({"type": "Module"})
+    with pytest.raises(ConfigurationError, match="is a dict"):
+        from_dict(["Local"])
+
+
+def test_base_storage_contract():
+    storage = Storage(labels=["l"], secrets=["S"])
+    assert storage.labels == ["l"] and storage.secrets == ["S"]
+    assert "x" not in storage and Flow("x") not in storage
+    with pytest.raises(ConfigurationError, match="lists of names"):
+        Storage(secrets="ONE_SECRET")
+
+
+def test_secret_values_never_in_repr_or_serialize(monkeypatch, tmp_path):
+    from gitflows.secrets import resolve_secret
+
+    monkeypatch.setenv("DB_PASSWORD", "pa55-w0rd-value")
+    resolve_secret("DB_PASSWORD")
+    # even if a value ends up in a field by mistake, output is scrubbed
+    storage = Local(directory=str(tmp_path / "pa55-w0rd-value"), secrets=["DB_PASSWORD"])
+    assert "pa55-w0rd-value" not in repr(storage)
+    assert "pa55-w0rd-value" not in json.dumps(storage.serialize())
+    assert storage.serialize()["secrets"] == ["DB_PASSWORD"]
