@@ -59,6 +59,10 @@ class AuthenticationError(GitflowsError):
     """The server refused the credentials (bad, expired or missing token)."""
 
 
+class AccessDeniedError(AuthenticationError):
+    """The credentials were accepted but do not allow this (HTTP 403 without a rate limit)."""
+
+
 class RateLimitedError(GitflowsError):
     """The server's rate limit was hit and did not reset within the bound."""
 

@@ -36,6 +36,7 @@ def register_secret(value: str | bytes | None) -> None:
         merged = set(_values) | {f for f in forms if f}
         # Longest first, so a secret that contains another is masked whole.
         _values = tuple(sorted(merged, key=len, reverse=True))
+        _install_record_factory()
 
 
 def forget_all() -> None:
@@ -74,6 +75,35 @@ class RedactingFilter(logging.Filter):
 
 
 _filter = RedactingFilter()
+_factory_installed = False
+
+
+def _install_record_factory() -> None:
+    """Scrub secrets from *every* log record made in this process, including those of libraries
+    (PyGithub, urllib3, botocore...) whose loggers gitflows does not own. Only records that
+    actually contain a registered value are rewritten."""
+    global _factory_installed
+    if _factory_installed:
+        return
+    previous = logging.getLogRecordFactory()
+
+    def factory(*args: object, **kwargs: object) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        if _values:
+            try:
+                message = record.getMessage()
+            except Exception:
+                return record
+            scrubbed = redact(message)
+            if scrubbed != message:
+                record.msg, record.args = scrubbed, None
+            if record.exc_info and record.exc_info[1] is not None:
+                text = logging.Formatter().formatException(record.exc_info)
+                record.exc_text = redact(text)
+        return record
+
+    logging.setLogRecordFactory(factory)
+    _factory_installed = True
 
 
 def get_logger(name: str) -> logging.Logger:

@@ -84,7 +84,7 @@ def _script_line(exc: BaseException, filename: str) -> int | None:
 
 
 def run_script(file_path: str | None = None, file_contents: str | bytes | None = None,
-               extra_paths: Iterable[str] = ()) -> types.ModuleType:
+               extra_paths: Iterable[str] = (), display_name: str | None = None) -> types.ModuleType:
     """Execute a flow script and return its module namespace (see module docs for the rules)."""
     if file_path is None and file_contents is None:
         raise ScriptError("give file_path or file_contents")
@@ -94,7 +94,7 @@ def run_script(file_path: str | None = None, file_contents: str | bytes | None =
     source = file_contents.decode("utf-8") if isinstance(file_contents, bytes) else file_contents
     if file_path is not None:
         filename = os.path.abspath(file_path)
-        display = file_path
+        display = display_name or file_path
     else:
         filename = f"<gitflows-script-{hashlib.sha256(source.encode()).hexdigest()[:12]}>"
         display = "<file_contents>"
@@ -142,9 +142,9 @@ def flows_in(namespace: types.ModuleType | dict[str, Any]) -> list[Flow]:
 
 
 def extract_flows(file_path: str | None = None, file_contents: str | bytes | None = None,
-                  extra_paths: Iterable[str] = ()) -> list[Flow]:
-    """Every flow a script defines at module level."""
-    return flows_in(run_script(file_path, file_contents, extra_paths))
+                  extra_paths: Iterable[str] = (), display_name: str | None = None) -> list[Flow]:
+    """Every flow a script defines at module level (*display_name* is how errors name the file)."""
+    return flows_in(run_script(file_path, file_contents, extra_paths, display_name))
 
 
 def extract_flow_from_file(file_path: str | None = None, file_contents: str | bytes | None = None,

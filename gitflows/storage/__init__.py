@@ -18,6 +18,7 @@ from gitflows.storage.base import Storage
 STORAGE_TYPES: dict[str, str] = {
     "Local": "gitflows.storage.local:Local",
     "Module": "gitflows.storage.module:Module",
+    "GitHub": "gitflows.storage.github:GitHub",
 }
 
 _BASE_ARGS = ("labels", "secrets", "add_default_labels", "stored_as_script", "result")

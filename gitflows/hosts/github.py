@@ -1,0 +1,132 @@
+"""GitHub (and GitHub Enterprise) through PyGithub.
+
+Requests per cold load of a pinned SHA: one tree listing (``git/trees/<sha>?recursive=1``) plus
+one ``git/blobs/<id>`` per file of the closure; a branch or tag costs one more
+(``commits/<ref>``), the default branch two more (the repository, then its branch).
+PyGithub's own retries and its 0.25 s pause between requests are turned off: retries, backoff
+and rate limits are handled by :mod:`gitflows.hosts.http` for every host alike.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from gitflows.errors import ConfigurationError, NotFoundError, PathNotFoundError, RefNotFoundError, RepoNotFoundError
+from gitflows.hosts.http import HTTPFailure, RetryPolicy, call
+
+DEFAULT_BASE_URL = "https://api.github.com"
+T = TypeVar("T")
+
+
+class GitHubHost:
+    kind = "github"
+
+    def __init__(self, repo: str, token: Callable[[], str | None], base_url: str | None = None,
+                 secret_name: str | None = None, policy: RetryPolicy | None = None) -> None:
+        if not isinstance(repo, str) or repo.count("/") != 1 or not all(repo.split("/")):
+            raise ConfigurationError(f"GitHub repo must be 'owner/name', got {repo!r}")
+        self.repo = repo
+        self.base_url = (base_url or DEFAULT_BASE_URL).rstrip("/")
+        self._token = token
+        self._secret_name = secret_name
+        self._policy = policy
+        self._repo_obj: Any = None
+
+    def label(self) -> str:
+        return f"GitHub {self.repo} ({self.base_url})"
+
+    def cache_key(self) -> tuple[str, ...]:
+        return ("github", urlsplit(self.base_url).netloc or "github", *self.repo.split("/"))
+
+    # -- client -------------------------------------------------------------------
+    def _repository(self) -> Any:
+        if self._repo_obj is None:
+            try:
+                from github import Auth, Github
+            except ImportError:
+                raise ConfigurationError("the GitHub storage needs PyGithub: pip install 'gitflows[github]'") from None
+            token = self._token()
+            client = Github(auth=Auth.Token(token) if token else None, base_url=self.base_url, retry=None,
+                            seconds_between_requests=None, seconds_between_writes=None, timeout=30, per_page=100,
+                            lazy=True)
+            # lazy: objects are fetched when their data is read (``raw_data``), so the requests made are
+            # exactly the ones below
+            self._repo_obj = client.get_repo(self.repo)
+        return self._repo_obj
+
+    def _call(self, fn: Callable[[], T], action: str, not_found: type[NotFoundError], hint: str = "",
+              statuses: tuple[int, ...] = (404,)) -> T:
+        import requests
+        from github import GithubException
+
+        def wrapped() -> T:
+            try:
+                return fn()
+            except GithubException as exc:
+                data = exc.data if isinstance(exc.data, dict) else {}
+                raise HTTPFailure(exc.status, exc.headers or {}, str(data.get("message") or "")) from None
+            except requests.RequestException as exc:
+                raise HTTPFailure(None, {}, type(exc).__name__) from None
+
+        auth_hint = (f"check the token in secret {self._secret_name}" if self._secret_name
+                     else "no token was configured (access_token_secret)")
+        return call(wrapped, where=self.label(), action=action, not_found=not_found, not_found_hint=hint,
+                    auth_hint=auth_hint, policy=self._policy, not_found_statuses=statuses)
+
+    def _check_repo(self) -> None:
+        """On a 404, tell 'no such repository (or no access)' apart from 'no such ref/path'."""
+        self._call(lambda: self._repository().raw_data["full_name"], "looking up the repository", RepoNotFoundError,
+                   "the repository does not exist or the token cannot see it")
+
+    # -- Host protocol --------------------------------------------------------------
+    def resolve(self, ref: str | None) -> str:
+        repo = self._repository()
+        if ref is None:
+            ref = self._call(lambda: repo.raw_data["default_branch"], "looking up the default branch", RepoNotFoundError,
+                             "the repository does not exist or the token cannot see it")
+        try:
+            return self._call(lambda: repo.get_commit(ref).raw_data["sha"], f"resolving ref {ref!r}", RefNotFoundError,
+                              f"no branch, tag or commit {ref!r}", statuses=(404, 422))
+        except RefNotFoundError:
+            self._check_repo()
+            raise
+
+    def tree(self, sha: str) -> dict[str, str | None] | None:
+        repo = self._repository()
+        try:
+            tree = self._call(lambda: repo.get_git_tree(sha, recursive=True).raw_data,
+                              f"listing files at commit {sha}", RefNotFoundError, f"no commit {sha}",
+                              statuses=(404, 422))
+        except RefNotFoundError:
+            self._check_repo()
+            raise
+        if tree.get("truncated"):
+            return None  # more than the API lists at once: read files one by one instead
+        return {e["path"]: e["sha"] for e in tree.get("tree", []) if e.get("type") == "blob"}
+
+    def read(self, path: str, sha: str, blob_id: str | None = None) -> bytes:
+        repo = self._repository()
+        action = f"reading {path} at commit {sha}"
+        if blob_id:
+            blob = self._call(lambda: repo.get_git_blob(blob_id).raw_data, action, PathNotFoundError)
+            return _decode(blob, self.label(), path)
+        content = self._call(lambda: repo.get_contents(path, ref=sha), action, PathNotFoundError)
+        if isinstance(content, list) or getattr(content, "type", "file") != "file":
+            raise PathNotFoundError(f"{self.label()}: {path} at commit {sha} is a directory, not a file")
+        raw = content.raw_data
+        if raw.get("encoding") == "none" or (not raw.get("content") and raw.get("size")):
+            big = self._call(lambda: repo.get_git_blob(raw["sha"]).raw_data, action, PathNotFoundError)
+            return _decode(big, self.label(), path)
+        return _decode(raw, self.label(), path)
+
+
+def _decode(payload: dict[str, Any], label: str, path: str) -> bytes:
+    if payload.get("encoding") not in ("base64", None):
+        raise ConfigurationError(f"{label}: {path}: unexpected content encoding {payload.get('encoding')!r}")
+    try:
+        return base64.b64decode(payload.get("content") or "")
+    except ValueError:
+        raise ConfigurationError(f"{label}: {path}: content is not valid base64") from None

@@ -1,0 +1,124 @@
+"""What every API host shares: turning HTTP failures into gitflows errors, retries, rate limits.
+
+A host wraps each call to its client library so that failures surface as
+:class:`HTTPFailure` (status, headers, the server's message); :func:`call`
+then retries server errors and timeouts with exponential backoff, waits for a
+rate limit to reset when that is within the bound, and otherwise raises the
+error a user acts on, naming the host, repository, and what was being done.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from gitflows.errors import (
+    AccessDeniedError,
+    AuthenticationError,
+    GitflowsError,
+    NotFoundError,
+    RateLimitedError,
+    RemoteError,
+)
+from gitflows.redact import get_logger, redact
+
+log = get_logger(__name__)
+T = TypeVar("T")
+
+
+class HTTPFailure(Exception):
+    """A failed call: *status* None means no HTTP answer (connection error, timeout)."""
+
+    def __init__(self, status: int | None, headers: Mapping[str, str] | None = None, detail: str = "") -> None:
+        super().__init__(detail)
+        self.status = status
+        self.headers = {k.lower(): str(v) for k, v in (headers or {}).items()}
+        self.detail = redact(detail)[:300]
+
+
+@dataclass
+class RetryPolicy:
+    """How hard to try. Backoff doubles per attempt; ``GITFLOWS_RETRY_BACKOFF`` sets the first wait."""
+
+    attempts: int = 4
+    backoff: float = field(default_factory=lambda: float(os.environ.get("GITFLOWS_RETRY_BACKOFF", "0.5")))
+    max_rate_limit_wait: float = field(
+        default_factory=lambda: float(os.environ.get("GITFLOWS_MAX_RATE_LIMIT_WAIT", "60")))
+
+
+def rate_limit_reset(failure: HTTPFailure) -> float | None:
+    """Epoch seconds when a rate limit resets, if this failure is a rate limit; else None."""
+    h = failure.headers
+    if failure.status not in (403, 429):
+        return None
+    now = time.time()
+    if "retry-after" in h:
+        try:
+            return now + float(h["retry-after"])
+        except ValueError:
+            return now + 60
+    if h.get("x-ratelimit-remaining") == "0" or h.get("ratelimit-remaining") == "0":
+        for name in ("x-ratelimit-reset", "ratelimit-reset"):
+            if name in h:
+                try:
+                    value = float(h[name])
+                except ValueError:
+                    continue
+                # GitHub/GitLab send epoch seconds; some servers send seconds-from-now
+                return value if value > 1e9 else now + value
+        return now + 60
+    if failure.status == 429:
+        return now + 60
+    return None
+
+
+def _when(epoch: float) -> str:
+    return _dt.datetime.fromtimestamp(epoch, _dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def call(fn: Callable[[], T], *, where: str, action: str, not_found: type[NotFoundError] = NotFoundError,
+         not_found_hint: str = "", auth_hint: str = "", policy: RetryPolicy | None = None,
+         not_found_statuses: tuple[int, ...] = (404,)) -> T:
+    """Run *fn*, retrying transient failures; map the final failure to a :class:`GitflowsError`."""
+    policy = policy or RetryPolicy()
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return fn()
+        except HTTPFailure as failure:
+            status = failure.status
+            reset = rate_limit_reset(failure)
+            prefix = f"{where}: {action}"
+            if reset is not None:
+                wait = max(0.0, reset - time.time())
+                if wait <= policy.max_rate_limit_wait and attempt < policy.attempts:
+                    log.warning("%s: rate limited; waiting %.1fs until it resets", where, wait)
+                    time.sleep(wait + 0.05)
+                    continue
+                raise RateLimitedError(f"{prefix}: rate limit exceeded (HTTP {status}); it resets at {_when(reset)} "
+                                       f"(in {int(wait)}s)", reset_at=reset) from None
+            if status is None or status >= 500 or status == 408:
+                if attempt < policy.attempts:
+                    delay = policy.backoff * (2 ** (attempt - 1))
+                    log.warning("%s: %s (attempt %d of %d); retrying in %.2fs", where,
+                                failure.detail or f"HTTP {status}", attempt, policy.attempts, delay)
+                    time.sleep(delay)
+                    continue
+                what = f"HTTP {status}" if status else "no answer"
+                raise RemoteError(f"{prefix}: server kept failing after {attempt} attempts ({what}: "
+                                  f"{failure.detail or 'no detail'})") from None
+            if status == 401:
+                raise AuthenticationError(f"{prefix}: authentication failed (HTTP 401: {failure.detail or 'no detail'})"
+                                          + (f"; {auth_hint}" if auth_hint else "")) from None
+            if status == 403:
+                raise AccessDeniedError(f"{prefix}: access denied (HTTP 403: {failure.detail or 'no detail'})"
+                                        + (f"; {auth_hint}" if auth_hint else "")) from None
+            if status in not_found_statuses:
+                raise not_found(f"{prefix}: not found (HTTP {status}: {failure.detail or 'no detail'})"
+                                + (f"; {not_found_hint}" if not_found_hint else "")) from None
+            raise GitflowsError(f"{prefix}: unexpected HTTP {status}: {failure.detail or 'no detail'}") from None

@@ -1,0 +1,188 @@
+"""The script-in-repo loader shared by every repository storage.
+
+``load(host, path, ref, flow_name)``:
+
+1. **Resolve**: a full 40-hex SHA is used as is (the host is never asked what a
+   branch points to); a branch, tag or short SHA is resolved once; ``None``
+   means the host's default branch (never an assumed "master").
+2. **Closure**: the script and every repository file it imports, transitively
+   (:func:`gitflows.imports.local_closure`), plus files listed explicitly.
+3. **Fetch and verify**: only what the cache lacks, at that SHA; every file's
+   git blob id is checked against the registered record when there is one,
+   else against the host's tree listing. A mismatch is an
+   :class:`~gitflows.errors.IntegrityError` naming repo, path and SHA.
+4. **Materialise** the closure as an immutable cache tree (temp, then rename).
+5. **Import** the script with the tree root and the script's folder on
+   ``sys.path``; both are restored afterwards.
+6. **Select** the flow by name, or the only one; several and no name is an error.
+
+Safe to call from several processes at once: the cache is. A warm load (same
+host, repository, SHA and path) makes no network request at all, and touches
+no library beyond the standard one until the script itself imports something.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import posixpath
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from gitflows.cache import Cache, git_blob_id
+from gitflows.errors import IntegrityError, PathNotFoundError
+from gitflows.flow import Flow, select_flow
+from gitflows.hosts import Host
+from gitflows.imports import local_closure, safe_relpath
+from gitflows.redact import get_logger
+from gitflows.script import extract_flows
+
+log = get_logger(__name__)
+FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
+
+Closure = list[tuple[str, str]]  # [(repo-relative path, git blob id)]
+
+
+@dataclass
+class Loaded:
+    flow: Flow
+    sha: str
+    closure: Closure
+    tree: Path
+
+
+def is_full_sha(ref: str | None) -> bool:
+    return bool(ref) and bool(FULL_SHA.match(str(ref)))
+
+
+def resolve(host: Host, ref: str | None) -> str:
+    """A full SHA as is; anything else through the host, once."""
+    if ref is not None and is_full_sha(ref):
+        return str(ref)
+    sha = host.resolve(ref)
+    if not is_full_sha(sha):
+        raise IntegrityError(f"{host.label()}: ref {ref!r} resolved to {sha!r}, which is not a full commit SHA")
+    log.info("%s: resolved %s to %s", host.label(), ref or "the default branch", sha)
+    return sha
+
+
+def _digest(parts: Iterable[object]) -> str:
+    return hashlib.sha1(repr(list(parts)).encode()).hexdigest()[:16]
+
+
+def _manifest_key(host: Host, sha: str, path: str, extra: Sequence[str]) -> tuple[str, ...]:
+    return ("manifests", *host.cache_key(), sha, _digest([path, *sorted(extra)]))
+
+
+def _tree_key(host: Host, sha: str, closure: Closure) -> tuple[str, ...]:
+    return (*host.cache_key(), sha, _digest(sorted(closure)))
+
+
+def _from_cache(cache: Cache, host: Host, sha: str, closure: Closure) -> Path | None:
+    key = _tree_key(host, sha, closure)
+    if cache.has_tree(key):
+        return cache.tree_path(key)
+    files = {}
+    for path, blob in closure:
+        data = cache.get_blob(blob)
+        if data is None:
+            return None
+        files[path] = data
+    return cache.materialise(key, files)
+
+
+def fetch_closure(host: Host, path: str, sha: str, cache: Cache, expected: Closure | None = None,
+                  extra: Sequence[str] = ()) -> tuple[Closure, Path]:
+    """The verified closure of *path* at *sha*, materialised in the cache (fetching only what is missing)."""
+    path = safe_relpath(path)
+    label = host.label()
+    if expected:
+        closure = [(safe_relpath(p), b) for p, b in expected]
+        tree = _from_cache(cache, host, sha, closure)
+        if tree is not None:
+            return closure, tree
+        files = {}
+        for rel, blob in closure:
+            data = cache.get_blob(blob)
+            if data is None:
+                try:
+                    data = host.read(rel, sha, blob)
+                except PathNotFoundError as exc:
+                    raise IntegrityError(f"{label}: {rel} at commit {sha}: the registered blob {blob} is not on the "
+                                         f"server (was history rewritten?): {exc}") from None
+                _verify(label, rel, sha, data, blob, "the registered record")
+                cache.put_blob(data)
+            files[rel] = data
+        return closure, cache.materialise(_tree_key(host, sha, closure), files)
+
+    manifest = cache.get_json(_manifest_key(host, sha, path, extra))
+    if manifest:
+        closure = [(p, b) for p, b in manifest["closure"]]
+        tree = _from_cache(cache, host, sha, closure)
+        if tree is not None:
+            log.debug("%s: %s at %s from the cache", label, path, sha)
+            return closure, tree
+
+    listing = host.tree(sha)
+    if listing is not None and path not in listing:
+        nearby = sorted(p for p in listing if posixpath.dirname(p) == posixpath.dirname(path) and p.endswith(".py"))
+        hint = f"; Python files in {posixpath.dirname(path) or 'the root'}/: {', '.join(nearby[:10])}" if nearby else ""
+        raise PathNotFoundError(f"{label}: {path} does not exist at commit {sha}{hint}")
+    files: dict[str, bytes] = {}
+    missing: set[str] = set()
+
+    def read(rel: str) -> bytes:
+        if rel in files:
+            return files[rel]
+        blob = listing.get(rel) if listing is not None else None
+        data = cache.get_blob(blob) if blob else None
+        if data is None:
+            data = host.read(rel, sha, blob)
+            if blob:
+                _verify(label, rel, sha, data, blob, "the host's tree listing")
+            cache.put_blob(data)
+        files[rel] = data
+        return data
+
+    def exists(rel: str) -> bool:
+        if listing is not None:
+            return rel in listing
+        if rel in files:
+            return True
+        if rel in missing:
+            return False
+        try:
+            read(rel)
+            return True
+        except PathNotFoundError:
+            missing.add(rel)
+            return False
+
+    paths = local_closure(path, read=read, exists=exists, extra=extra)
+    for rel in paths:  # explicitly listed data files are read too
+        read(rel)
+    closure = [(rel, git_blob_id(files[rel])) for rel in paths]
+    cache.put_json(_manifest_key(host, sha, path, extra), {"closure": closure})
+    return closure, cache.materialise(_tree_key(host, sha, closure), {rel: files[rel] for rel in paths})
+
+
+def _verify(label: str, path: str, sha: str, data: bytes, expected: str, source: str) -> None:
+    actual = git_blob_id(data)
+    if actual != expected:
+        raise IntegrityError(f"{label}: {path} at commit {sha}: fetched content has blob id {actual}, "
+                             f"{source} says {expected}; refusing to use it")
+
+
+def load(host: Host, path: str, ref: str | None = None, flow_name: str | None = None,
+         cache: Cache | None = None, expected: Closure | None = None, extra: Sequence[str] = ()) -> Loaded:
+    """Load *flow_name* from *path* at *ref* in the host's repository (see the module docs)."""
+    cache = cache or Cache()
+    sha = resolve(host, ref)
+    closure, tree = fetch_closure(host, path, sha, cache, expected, extra)
+    with cache.using(tree):
+        script = tree.joinpath(*safe_relpath(path).split("/"))
+        flows = extract_flows(file_path=str(script), extra_paths=[str(tree)],
+                              display_name=f"{host.label()}: {path} at {sha[:12]}")
+    flow = select_flow(flows, flow_name, f"{path} at {sha[:12]} in {host.label()}")
+    return Loaded(flow=flow, sha=sha, closure=closure, tree=tree)

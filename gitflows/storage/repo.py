@@ -1,0 +1,112 @@
+"""What the repository storages (GitHub, GitLab, Bitbucket, CodeCommit, Git) share.
+
+A repository storage is thin: its constructor arguments plus a :class:`~gitflows.hosts.Host`.
+It always stores the script itself (``stored_as_script`` is true); a flow's location is the
+script's path in the repository.
+
+``build()`` resolves the ref once and pins the commit: ``serialize()`` then records
+``sha`` (the full commit SHA) and ``closure`` (every file the flow needs with its git blob
+id). ``get_flow`` loads at the pinned SHA — never asking the host what a branch points to —
+and verifies every file against the recorded blob ids. Before ``build()``, ``get_flow``
+resolves ``ref`` (or the default branch) once per call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from gitflows.cache import Cache
+from gitflows.errors import ConfigurationError, PathNotFoundError
+from gitflows.flow import Flow
+from gitflows.hosts import Host
+from gitflows.imports import safe_relpath
+from gitflows.loader import Closure, is_full_sha, load, resolve
+from gitflows.secrets import resolve_optional_secret, resolve_secret
+from gitflows.storage.base import Storage
+
+
+def token_getter(explicit: str | None, default: str | None) -> Callable[[], str | None]:
+    """A callable that resolves the token only when a request is about to be made (a warm load needs
+    none). A secret the user named must exist; the default name may be absent (anonymous access)."""
+
+    def get() -> str | None:
+        if explicit:
+            return resolve_secret(explicit)
+        return resolve_optional_secret(default)
+
+    return get
+
+
+class RepoStorage(Storage):
+    """Base of the storages that load a script from a repository at a pinned commit."""
+
+    #: the attribute holding the script's repo-relative path ("path", or "flow_path" for Git)
+    path_field: ClassVar[str] = "path"
+    #: the attribute holding the requested ref ("ref", or "commit" for CodeCommit)
+    ref_field: ClassVar[str] = "ref"
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs["stored_as_script"] = True
+        super().__init__(**kwargs)
+        self.sha: str | None = None
+        self.closures: dict[str, Closure] = {}
+
+    # Subclasses build their host (and import their client library) here.
+    def host(self) -> Host:
+        raise NotImplementedError
+
+    @property
+    def script_path(self) -> str | None:
+        return getattr(self, self.path_field)
+
+    @property
+    def requested_ref(self) -> str | None:
+        return getattr(self, self.ref_field)
+
+    def _location_for(self, flow: Flow) -> str:
+        if not self.script_path:
+            raise ConfigurationError(f"{self.type_name} storage for flow {flow.name!r} needs "
+                                     f"{self.path_field}= (the script's path in the repository)")
+        return safe_relpath(self.script_path)
+
+    def build(self) -> RepoStorage:
+        """Pin the requested ref to its commit SHA and record each flow's files with their blob ids."""
+        host = self.host()
+        self.sha = resolve(host, self.requested_ref)
+        cache = Cache()
+        for name, location in self.flows.items():
+            loaded = load(host, location, self.sha, name, cache=cache)
+            self.closures[name] = loaded.closure
+        return self
+
+    def get_flow(self, location: str | None = None, flow_name: str | None = None) -> Flow:
+        name = self.flow_name_for(location, flow_name) if self.flows else flow_name
+        if location is None:
+            location = (self.flows.get(name) if name else None) or self.script_path
+        if not location:
+            raise PathNotFoundError(self._missing(str(name)) if name else
+                                    f"{self.type_name} storage has no {self.path_field} and no location was given")
+        ref = self.sha or self.requested_ref
+        expected = self.closures.get(name) if (name and self.sha) else None
+        if expected and safe_relpath(location) != expected[0][0]:
+            expected = None  # a different script than the one recorded
+        return load(self.host(), location, ref, name, expected=expected).flow
+
+    def serialize(self) -> dict[str, Any]:
+        data = super().serialize()
+        data["sha"] = self.sha
+        data["closures"] = {name: [list(item) for item in closure] for name, closure in self.closures.items()}
+        return data
+
+    def restore(self, data: dict[str, Any]) -> None:
+        sha = data.get("sha")
+        if sha is not None and not is_full_sha(sha):
+            raise ConfigurationError(f"serialized {self.type_name} storage: sha {sha!r} is not a full commit SHA")
+        self.sha = sha
+        closures = data.get("closures") or {}
+        try:
+            self.closures = {str(n): [(str(p), str(b)) for p, b in c] for n, c in closures.items()}
+        except (TypeError, ValueError, AttributeError):
+            raise ConfigurationError(f"serialized {self.type_name} storage: 'closures' must map flow names to "
+                                     "[[path, blob id], ...]") from None

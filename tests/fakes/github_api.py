@@ -1,0 +1,132 @@
+"""A fake GitHub REST API (v3) answering from a real git repository, shaped as GitHub answers.
+
+Shapes follow docs.github.com/rest: repos, commits, git/trees (recursive), git/blobs, contents,
+and the error bodies GitHub sends for 401, 403 (rate limit), 404 and 422.
+"""
+
+from __future__ import annotations
+
+import base64
+import textwrap
+from urllib.parse import unquote
+
+from .apis import FakeAPI, Reply, json_reply, rate_limit_headers
+from .gitrepo import GitRepo
+
+DOCS = "https://docs.github.com/rest"
+
+
+class FakeGitHub(FakeAPI):
+    def __init__(self, rsps, repo: GitRepo, full_name: str = "acme/flows",
+                 base: str = "http://127.0.0.1:8765/api/v3", token: str | None = None) -> None:
+        super().__init__(base=base, rsps=rsps)
+        self.repo, self.full_name, self.token = repo, full_name, token
+        r = "/repos/" + full_name
+        self.route("GET", r, self.get_repo)
+        self.route("GET", r + "/commits/(.+)", self.get_commit)
+        self.route("GET", r + "/git/trees/([^/]+)", self.get_tree)
+        self.route("GET", r + "/git/blobs/([0-9a-f]{40})", self.get_blob)
+        self.route("GET", r + "/contents/(.+)", self.get_contents)
+
+    @property
+    def api(self) -> str:
+        return self.base.rstrip("/")
+
+    def check_auth(self, request) -> Reply | None:
+        if self.token is None:
+            return None
+        header = request.headers.get("Authorization")
+        if header not in (f"token {self.token}", f"Bearer {self.token}"):
+            return json_reply(401, {"message": "Bad credentials", "documentation_url": DOCS, "status": "401"})
+        return None
+
+    def not_found(self, path: str) -> Reply:
+        return json_reply(404, {"message": "Not Found", "documentation_url": DOCS + "/repos/repos#get-a-repository",
+                                "status": "404"}, rate_limit_headers())
+
+    def get_repo(self, query) -> Reply:
+        owner, name = self.full_name.split("/")
+        return json_reply(200, {
+            "id": 1296269, "node_id": "MDEwOlJlcG9zaXRvcnkxMjk2MjY5", "name": name, "full_name": self.full_name,
+            "private": True, "owner": {"login": owner, "id": 1, "node_id": "MDQ6VXNlcjE=", "type": "Organization",
+                                       "url": f"{self.api}/users/{owner}", "site_admin": False},
+            "html_url": f"https://github.com/{self.full_name}", "description": None, "fork": False,
+            "url": f"{self.api}/repos/{self.full_name}", "default_branch": self.repo.default_branch,
+            "visibility": "private", "archived": False, "disabled": False,
+            "created_at": "2020-01-01T00:00:00Z", "updated_at": "2026-11-01T00:00:00Z",
+            "pushed_at": "2026-11-01T00:00:00Z", "size": 108, "open_issues_count": 0, "topics": [],
+        }, rate_limit_headers())
+
+    def get_commit(self, query, ref) -> Reply:
+        ref = unquote(ref)
+        sha = self.repo.rev_parse(ref)
+        if sha is None or (len(ref) == 40 and not sha.startswith(ref)):
+            return json_reply(422, {"message": f"No commit found for SHA: {ref}",
+                                    "documentation_url": DOCS + "/commits/commits#get-a-commit", "status": "422"})
+        info = self.repo.commit_info(sha)
+        url = f"{self.api}/repos/{self.full_name}/commits/{sha}"
+        person = lambda n, e, d: {"name": n, "email": e, "date": d}  # noqa: E731
+        return json_reply(200, {
+            "sha": sha, "node_id": "C_kwDOAAABBB", "url": url, "html_url": f"https://github.com/{self.full_name}/commit/{sha}",
+            "comments_url": url + "/comments",
+            "commit": {"url": f"{self.api}/repos/{self.full_name}/git/commits/{sha}",
+                       "author": person(info["author_name"], info["author_email"], info["author_date"]),
+                       "committer": person(info["committer_name"], info["committer_email"], info["committer_date"]),
+                       "message": info["message"],
+                       "tree": {"url": f"{self.api}/repos/{self.full_name}/git/trees/{info['tree']}", "sha": info["tree"]},
+                       "comment_count": 0,
+                       "verification": {"verified": False, "reason": "unsigned", "signature": None, "payload": None}},
+            "author": None, "committer": None,
+            "parents": [{"url": f"{self.api}/repos/{self.full_name}/commits/{p}", "sha": p,
+                         "html_url": f"https://github.com/{self.full_name}/commit/{p}"} for p in info["parents"]],
+            "stats": {"additions": 1, "deletions": 0, "total": 1}, "files": [],
+        }, rate_limit_headers())
+
+    def get_tree(self, query, sha) -> Reply:
+        commit = self.repo.rev_parse(sha)
+        if commit is None:
+            return json_reply(404, {"message": "Not Found", "documentation_url": DOCS + "/git/trees#get-a-tree",
+                                    "status": "404"})
+        info = self.repo.commit_info(commit)
+        entries = []
+        for e in self.repo.ls_tree(commit):
+            if query.get("recursive") is None and "/" in e["path"]:
+                continue
+            item = {"path": e["path"], "mode": e["mode"], "type": e["type"], "sha": e["sha"],
+                    "url": f"{self.api}/repos/{self.full_name}/git/{e['type']}s/{e['sha']}"}
+            if e["type"] == "blob":
+                item["size"] = e["size"]
+            entries.append(item)
+        return json_reply(200, {"sha": info["tree"], "url": f"{self.api}/repos/{self.full_name}/git/trees/{info['tree']}",
+                                "tree": entries, "truncated": False}, rate_limit_headers())
+
+    def get_blob(self, query, oid) -> Reply:
+        try:
+            data = self.repo.cat(oid)
+        except Exception:
+            return self.not_found("")
+        return json_reply(200, {"sha": oid, "node_id": "B_kwDOAAA", "size": len(data),
+                                "url": f"{self.api}/repos/{self.full_name}/git/blobs/{oid}",
+                                "content": _b64(data), "encoding": "base64"}, rate_limit_headers())
+
+    def get_contents(self, query, path) -> Reply:
+        path = unquote(path)
+        sha = self.repo.rev_parse(query.get("ref") or self.repo.default_branch)
+        found = self.repo.blob_at(sha, path) if sha else None
+        if found is None:
+            return json_reply(404, {"message": "Not Found",
+                                    "documentation_url": DOCS + "/repos/contents#get-repository-content",
+                                    "status": "404"})
+        oid, data = found
+        html = f"https://github.com/{self.full_name}/blob/{sha}/{path}"
+        git_url = f"{self.api}/repos/{self.full_name}/git/blobs/{oid}"
+        self_url = f"{self.api}/repos/{self.full_name}/contents/{path}?ref={sha}"
+        return json_reply(200, {"type": "file", "encoding": "base64", "size": len(data), "name": path.rsplit("/", 1)[-1],
+                                "path": path, "content": _b64(data), "sha": oid, "url": self_url, "git_url": git_url,
+                                "html_url": html, "download_url": None,
+                                "_links": {"self": self_url, "git": git_url, "html": html}}, rate_limit_headers())
+
+
+def _b64(data: bytes) -> str:
+    # GitHub wraps base64 content at 60 characters with newlines
+    return "\n".join(textwrap.wrap(base64.b64encode(data).decode(), 60)) + "\n"

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+import responses
+
+from ..fakes.gitrepo import FLOW_WITH_HELPERS, GitRepo
+
+TOKEN = "ghp_S3cretTok3nValue0123456789abcdef"
+
+
+@pytest.fixture
+def rsps():
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield mock
+
+
+@pytest.fixture
+def source(tmp_path):
+    """A real repo: v1 of a flow with sibling modules on the default branch 'trunk'."""
+    repo = GitRepo(tmp_path / "source", default_branch="trunk")
+    repo.v1 = repo.commit(FLOW_WITH_HELPERS, "v1")
+    return repo
+
+
+@pytest.fixture(autouse=True)
+def fast_retries(monkeypatch):
+    monkeypatch.setenv("GITFLOWS_RETRY_BACKOFF", "0.01")
+    monkeypatch.setenv("GITFLOWS_MAX_RATE_LIMIT_WAIT", "5")
+
+
+@pytest.fixture
+def debug_logs(caplog):
+    caplog.set_level(logging.DEBUG)
+    return caplog
+
+
+def assert_secret_hidden(secret: str, *, error: BaseException | None = None, caplog=None, storage=None,
+                         extra: str = "") -> None:
+    """The token value never appears in what a user or a log sees."""
+    texts = [extra]
+    if error is not None:
+        texts += [str(error), repr(error)]
+        cause = error.__cause__ or error.__context__
+        while cause is not None:
+            texts.append(str(cause))
+            cause = cause.__cause__ or cause.__context__
+    if caplog is not None:
+        texts.append(caplog.text)
+    if storage is not None:
+        texts += [repr(storage), json.dumps(storage.serialize())]
+    for text in texts:
+        assert secret not in text
