@@ -15,6 +15,7 @@ import threading
 from urllib.parse import quote
 
 MASK = "***"
+MIN_LENGTH = 4
 _lock = threading.Lock()
 _values: tuple[str, ...] = ()
 
@@ -29,7 +30,8 @@ def register_secret(value: str | bytes | None) -> None:
             value = value.decode()
         except UnicodeDecodeError:
             return
-    if not value:
+    if len(value) < MIN_LENGTH:
+        # Masking a 1-3 character value would mangle every message (and hint at the value).
         return
     forms = {value, quote(value, safe=""), quote(value)}
     with _lock:

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import logging
-import os
 
 import keyring
 import keyring.backend

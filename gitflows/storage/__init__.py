@@ -19,6 +19,8 @@ STORAGE_TYPES: dict[str, str] = {
     "Local": "gitflows.storage.local:Local",
     "Module": "gitflows.storage.module:Module",
     "GitHub": "gitflows.storage.github:GitHub",
+    "GitLab": "gitflows.storage.gitlab:GitLab",
+    "Bitbucket": "gitflows.storage.bitbucket:Bitbucket",
 }
 
 _BASE_ARGS = ("labels", "secrets", "add_default_labels", "stored_as_script", "result")

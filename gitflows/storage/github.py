@@ -28,7 +28,7 @@ class GitHub(RepoStorage):
         self.repo, self.path, self.ref = repo, path, ref
         self.access_token_secret, self.base_url = access_token_secret, base_url
 
-    def host(self) -> Host:
+    def make_host(self) -> Host:
         name = self.access_token_secret or self.default_secret
         return GitHubHost(self.repo, token_getter(self.access_token_secret, self.default_secret), self.base_url,
                           secret_name=name)

@@ -53,7 +53,7 @@ class RepoStorage(Storage):
         self.closures: dict[str, Closure] = {}
 
     # Subclasses build their host (and import their client library) here.
-    def host(self) -> Host:
+    def make_host(self) -> Host:
         raise NotImplementedError
 
     @property
@@ -72,7 +72,7 @@ class RepoStorage(Storage):
 
     def build(self) -> RepoStorage:
         """Pin the requested ref to its commit SHA and record each flow's files with their blob ids."""
-        host = self.host()
+        host = self.make_host()
         self.sha = resolve(host, self.requested_ref)
         cache = Cache()
         for name, location in self.flows.items():
@@ -91,7 +91,7 @@ class RepoStorage(Storage):
         expected = self.closures.get(name) if (name and self.sha) else None
         if expected and safe_relpath(location) != expected[0][0]:
             expected = None  # a different script than the one recorded
-        return load(self.host(), location, ref, name, expected=expected).flow
+        return load(self.make_host(), location, ref, name, expected=expected).flow
 
     def serialize(self) -> dict[str, Any]:
         data = super().serialize()

@@ -7,6 +7,9 @@ import pytest
 from gitflows import Flow
 from gitflows.errors import ConfigurationError
 from gitflows.storage import STORAGE_TYPES, Storage, from_dict, storage_class
+from gitflows.storage.bitbucket import Bitbucket
+from gitflows.storage.github import GitHub
+from gitflows.storage.gitlab import GitLab
 from gitflows.storage.local import Local
 from gitflows.storage.module import Module
 
@@ -14,7 +17,21 @@ from gitflows.storage.module import Module
 EXAMPLES = {
     "Local": lambda tmp: Local(directory=str(tmp), labels=["team-a"], secrets=["DB_PASSWORD"]),
     "Module": lambda tmp: Module("json", labels=["x"]),
+    "GitHub": lambda tmp: _pinned(GitHub(repo="acme/flows", path="flows/etl.py", ref="main",
+                                         access_token_secret="GH_TOKEN", base_url="http://127.0.0.1:1/api/v3")),
+    "GitLab": lambda tmp: _pinned(GitLab(repo="group/sub/flows", host="http://127.0.0.1:1", path="flows/etl.py",
+                                         ref="v1.0", access_token_secret="GL_TOKEN")),
+    "Bitbucket": lambda tmp: _pinned(Bitbucket(project="ACME", repo="flows", workspace="acme", path="flows/etl.py",
+                                               cloud_username_secret="BB_USER",
+                                               cloud_app_password_secret="BB_PASSWORD")),
 }
+
+
+def _pinned(storage):
+    """A repository storage as build() leaves it: sha and closures recorded."""
+    storage.sha = "a" * 40
+    storage.closures = {"some-flow": [("flows/etl.py", "b" * 40), ("flows/lib/h.py", "c" * 40)]}
+    return storage
 
 
 def test_every_registered_type_has_an_example():
@@ -37,7 +54,7 @@ def test_round_trip(type_name, tmp_path):
 
 
 def test_unknown_type_and_missing_fields():
-    with pytest.raises(ConfigurationError, match="unknown storage type 'Nope'; known types: Local, Module"):
+    with pytest.raises(ConfigurationError, match="unknown storage type 'Nope'; known types: .*Local, Module"):
         from_dict({"type": "Nope"})
     with pytest.raises(ConfigurationError, match="no 'type' key"):
         from_dict({"module": "x"})

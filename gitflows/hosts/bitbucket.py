@@ -1,0 +1,228 @@
+"""Bitbucket Server / Data Center (REST 1.0) and Bitbucket Cloud (REST 2.0), through atlassian-python-api.
+
+Neither API lists blob ids, so files are verified against the registered record (``build()``
+records each file's git blob id) rather than against the listing. Refs are found by listing
+branches, then tags, following every page (Prefect 1 looked at the first page only).
+
+Requests per cold load of a pinned SHA: the file listing (one per page) plus one raw read per
+file of the closure; a branch costs one listing request per page of matching branches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from gitflows.errors import ConfigurationError, NotFoundError, PathNotFoundError, RefNotFoundError, RepoNotFoundError
+from gitflows.hosts.http import HTTPFailure, RetryPolicy, call
+
+CLOUD_URL = "https://api.bitbucket.org"
+MAX_PAGES = 1000
+
+
+def _message(response: Any) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return (response.text or response.reason or "")[:200]
+    if isinstance(body, dict):
+        if isinstance(body.get("errors"), list) and body["errors"]:  # Server
+            return "; ".join(str(e.get("message", "")) for e in body["errors"] if isinstance(e, dict))
+        if isinstance(body.get("error"), dict):  # Cloud
+            return str(body["error"].get("message", ""))
+        return str(body.get("message", ""))
+    return ""
+
+
+class _BitbucketBase:
+    """HTTP plumbing shared by the Server and Cloud hosts. The library's own Retry-After sleeping is off
+    (it would sleep for as long as the server says): rate limits go through gitflows.hosts.http."""
+
+    kind = "bitbucket"
+    url: str
+    repo_label: str
+
+    def __init__(self, policy: RetryPolicy | None, auth_hint: str) -> None:
+        self._policy = policy
+        self._auth_hint = auth_hint
+        self._client: Any = None
+
+    def label(self) -> str:
+        return f"Bitbucket {self.repo_label} ({self.url})"
+
+    def _make_client(self) -> Any:
+        raise NotImplementedError
+
+    def _api(self) -> Any:
+        if self._client is None:
+            try:
+                import atlassian  # noqa: F401
+            except ImportError:
+                raise ConfigurationError("the Bitbucket storage needs atlassian-python-api: "
+                                         "pip install 'gitflows[bitbucket]'") from None
+            self._client = self._make_client()
+        return self._client
+
+    def _get(self, path: str, action: str, not_found: type[NotFoundError], params: dict[str, Any] | None = None,
+             raw: bool = False, absolute: bool = False, hint: str = "") -> Any:
+        """GET *path* (relative to the API URL, or an absolute next-page URL); a trailing slash is kept."""
+        import requests
+
+        def once() -> Any:
+            try:
+                response = self._api().get(path, params=params, advanced_mode=True, absolute=absolute,
+                                           trailing=path.endswith("/"))
+            except requests.RequestException as exc:
+                raise HTTPFailure(None, {}, type(exc).__name__) from None
+            if response.status_code >= 400:
+                raise HTTPFailure(response.status_code, dict(response.headers), _message(response))
+            if raw:
+                return response.content
+            try:
+                return response.json()
+            except ValueError:
+                raise HTTPFailure(502, {}, "response is not JSON") from None
+
+        return call(once, where=self.label(), action=action, not_found=not_found, not_found_hint=hint,
+                    auth_hint=self._auth_hint, policy=self._policy)
+
+
+class BitbucketServerHost(_BitbucketBase):
+    def __init__(self, project: str, repo: str, url: str, token: Callable[[], str | None],
+                 secret_name: str | None = None, policy: RetryPolicy | None = None) -> None:
+        if not project or not repo:
+            raise ConfigurationError("Bitbucket Server needs project= and repo=")
+        self.project, self.repo, self.url = project, repo, url.rstrip("/")
+        self.repo_label = f"{project}/{repo}"
+        self._token = token
+        hint = f"check the token in secret {secret_name}" if secret_name else "no token was configured"
+        super().__init__(policy, hint)
+
+    def cache_key(self) -> tuple[str, ...]:
+        return ("bitbucket-server", urlsplit(self.url).netloc or "bitbucket", self.project, self.repo)
+
+    def _make_client(self) -> Any:
+        from atlassian.rest_client import AtlassianRestAPI
+
+        return AtlassianRestAPI(url=self.url, token=self._token(), timeout=30, retry_with_header=False)
+
+    @property
+    def _base(self) -> str:
+        return f"rest/api/1.0/projects/{quote(self.project, safe='')}/repos/{quote(self.repo, safe='')}"
+
+    def _pages(self, path: str, action: str, params: dict[str, Any], not_found: type[NotFoundError]) -> Iterator[Any]:
+        start = 0
+        for _ in range(MAX_PAGES):
+            page = self._get(path, action, not_found, params={**params, "start": start, "limit": 1000})
+            yield from page.get("values", [])
+            if page.get("isLastPage", True) or page.get("nextPageStart") is None:
+                return
+            start = page["nextPageStart"]
+
+    def _check_repo(self) -> None:
+        self._get(self._base, "looking up the repository", RepoNotFoundError,
+                  hint="the project or repository does not exist, or the token cannot see it")
+
+    def resolve(self, ref: str | None) -> str:
+        if ref is None:
+            branch = self._get(self._base + "/branches/default", "looking up the default branch", RepoNotFoundError,
+                               hint="the project or repository does not exist, or the token cannot see it")
+            return str(branch["latestCommit"])
+        for kind in ("branches", "tags"):
+            for item in self._pages(f"{self._base}/{kind}", f"listing {kind} matching {ref!r}",
+                                    {"filterText": ref}, RepoNotFoundError):
+                if item.get("displayId") == ref or item.get("id") == ref:
+                    return str(item.get("latestCommit") or item.get("hash"))
+        try:
+            commit = self._get(f"{self._base}/commits/{quote(ref, safe='')}", f"resolving ref {ref!r}",
+                               RefNotFoundError, hint=f"no branch, tag or commit {ref!r}")
+        except RefNotFoundError:
+            self._check_repo()
+            raise
+        return str(commit["id"])
+
+    def tree(self, sha: str) -> dict[str, str | None] | None:
+        try:
+            return {p: None for p in self._pages(f"{self._base}/files", f"listing files at commit {sha}",
+                                                 {"at": sha}, RefNotFoundError)}
+        except RefNotFoundError:
+            self._check_repo()
+            raise
+
+    def read(self, path: str, sha: str, blob_id: str | None = None) -> bytes:
+        data: bytes = self._get(f"{self._base}/raw/{quote(path)}", f"reading {path} at commit {sha}",
+                                PathNotFoundError, params={"at": sha}, raw=True)
+        return data
+
+
+class BitbucketCloudHost(_BitbucketBase):
+    def __init__(self, workspace: str, repo: str, credentials: Callable[[], dict[str, str]],
+                 url: str | None = None, auth_hint: str = "", policy: RetryPolicy | None = None) -> None:
+        if not workspace or not repo:
+            raise ConfigurationError("Bitbucket Cloud needs workspace= and repo=")
+        self.workspace, self.repo = workspace, repo
+        self.url = (url or CLOUD_URL).rstrip("/")
+        self.repo_label = f"{workspace}/{repo}"
+        self._credentials = credentials
+        super().__init__(policy, auth_hint)
+
+    def cache_key(self) -> tuple[str, ...]:
+        return ("bitbucket-cloud", urlsplit(self.url).netloc or "bitbucket", self.workspace, self.repo)
+
+    def _make_client(self) -> Any:
+        from atlassian.rest_client import AtlassianRestAPI
+
+        return AtlassianRestAPI(url=self.url, cloud=True, timeout=30, retry_with_header=False, **self._credentials())
+
+    @property
+    def _base(self) -> str:
+        return f"2.0/repositories/{quote(self.workspace, safe='')}/{quote(self.repo, safe='')}"
+
+    def _pages(self, path: str, action: str, params: dict[str, Any], not_found: type[NotFoundError]) -> Iterator[Any]:
+        page = self._get(path, action, not_found, params=params)
+        for _ in range(MAX_PAGES):
+            yield from page.get("values", [])
+            if not page.get("next"):
+                return
+            page = self._get(page["next"], action, not_found, absolute=True)
+
+    def _check_repo(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._get(self._base, "looking up the repository", RepoNotFoundError,
+                                           hint="the repository does not exist, or the credentials cannot see it")
+        return result
+
+    def resolve(self, ref: str | None) -> str:
+        if ref is None:
+            ref = str(self._check_repo().get("mainbranch", {}).get("name") or "")
+            if not ref:
+                raise RefNotFoundError(f"{self.label()}: the repository has no main branch (empty repository?)")
+        for kind in ("branches", "tags"):
+            for item in self._pages(f"{self._base}/refs/{kind}", f"listing {kind} matching {ref!r}",
+                                    {"q": f'name = "{ref}"', "pagelen": 100}, RepoNotFoundError):
+                if item.get("name") == ref:
+                    return str(item["target"]["hash"])
+        try:
+            commit = self._get(f"{self._base}/commit/{quote(ref, safe='')}", f"resolving ref {ref!r}",
+                               RefNotFoundError, hint=f"no branch, tag or commit {ref!r}")
+        except RefNotFoundError:
+            self._check_repo()
+            raise
+        return str(commit["hash"])
+
+    def tree(self, sha: str) -> dict[str, str | None] | None:
+        files: dict[str, str | None] = {}
+        try:
+            for item in self._pages(f"{self._base}/src/{sha}/", f"listing files at commit {sha}",
+                                    {"max_depth": 50, "pagelen": 100}, RefNotFoundError):
+                if item.get("type") == "commit_file":
+                    files[item["path"]] = None
+        except RefNotFoundError:
+            self._check_repo()
+            raise
+        return files
+
+    def read(self, path: str, sha: str, blob_id: str | None = None) -> bytes:
+        data: bytes = self._get(f"{self._base}/src/{sha}/{quote(path)}", f"reading {path} at commit {sha}",
+                                PathNotFoundError, raw=True)
+        return data

@@ -1,0 +1,137 @@
+"""GitLab (gitlab.com or self-managed) through python-gitlab.
+
+Requests per cold load of a pinned SHA: the recursive tree listing (one request per 100 entries)
+plus one raw blob per file of the closure; a branch or tag costs one more (``repository/commits/<ref>``),
+the default branch two more (the project, then its branch). python-gitlab's own rate-limit
+sleeping and transient retries are off: :mod:`gitflows.hosts.http` handles both for every host.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from gitflows.errors import ConfigurationError, NotFoundError, PathNotFoundError, RefNotFoundError, RepoNotFoundError
+from gitflows.hosts.http import HTTPFailure, RetryPolicy, call
+
+DEFAULT_URL = "https://gitlab.com"
+T = TypeVar("T")
+NO_SLEEP = {"obey_rate_limit": False, "retry_transient_errors": False}
+
+
+def base_url(host: str | None, default: str) -> str:
+    """``host`` as a base URL: a full URL is kept, a bare host name gets ``https://``."""
+    if not host:
+        return default
+    return (host if "://" in host else f"https://{host}").rstrip("/")
+
+
+class GitLabHost:
+    kind = "gitlab"
+
+    def __init__(self, repo: str | int, token: Callable[[], str | None], host: str | None = None,
+                 secret_name: str | None = None, policy: RetryPolicy | None = None) -> None:
+        text = str(repo).strip("/")
+        if not text or (not text.isdigit() and "/" not in text):
+            raise ConfigurationError(f"GitLab repo must be 'namespace/project' or a numeric id, got {repo!r}")
+        self.repo = text
+        self.url = base_url(host, DEFAULT_URL)
+        self._token = token
+        self._secret_name = secret_name
+        self._policy = policy
+        self._project: Any = None
+        self._client: Any = None
+        self._last_headers: dict[str, str] = {}
+
+    def label(self) -> str:
+        return f"GitLab {self.repo} ({self.url})"
+
+    def cache_key(self) -> tuple[str, ...]:
+        return ("gitlab", urlsplit(self.url).netloc or "gitlab", *self.repo.split("/"))
+
+    def _proj(self) -> Any:
+        if self._project is None:
+            try:
+                import gitlab
+                import requests
+            except ImportError:
+                raise ConfigurationError("the GitLab storage needs python-gitlab: pip install 'gitflows[gitlab]'") \
+                    from None
+            session = requests.Session()
+            # python-gitlab's errors carry no headers; keep the last response's for rate limits
+            session.hooks["response"].append(self._remember)
+            self._client = gitlab.Gitlab(self.url, private_token=self._token(), timeout=30, per_page=100,
+                                         retry_transient_errors=False, session=session, keep_base_url=True)
+            self._project = self._client.projects.get(self._id(), lazy=True)
+        return self._project
+
+    def _id(self) -> int | str:
+        return int(self.repo) if self.repo.isdigit() else self.repo
+
+    def _full_project(self) -> Any:
+        self._proj()
+        return self._client.projects.get(self._id(), **NO_SLEEP)
+
+    def _remember(self, response: Any, *args: Any, **kwargs: Any) -> None:
+        self._last_headers = dict(response.headers)
+
+    def _call(self, fn: Callable[[], T], action: str, not_found: type[NotFoundError], hint: str = "") -> T:
+        import requests
+        from gitlab.exceptions import GitlabError
+
+        def wrapped() -> T:
+            try:
+                return fn()
+            except GitlabError as exc:
+                message = exc.error_message
+                if isinstance(message, bytes):
+                    message = message.decode("utf-8", "replace")
+                raise HTTPFailure(exc.response_code, self._last_headers, str(message)) from None
+            except requests.RequestException as exc:
+                raise HTTPFailure(None, {}, type(exc).__name__) from None
+
+        auth_hint = (f"check the token in secret {self._secret_name}" if self._secret_name
+                     else "no token was configured (access_token_secret)")
+        return call(wrapped, where=self.label(), action=action, not_found=not_found, not_found_hint=hint,
+                    auth_hint=auth_hint, policy=self._policy)
+
+    def _check_repo(self) -> None:
+        self._call(self._full_project, "looking up the project",
+                   RepoNotFoundError, "the project does not exist or the token cannot see it")
+
+    def resolve(self, ref: str | None) -> str:
+        project = self._proj()
+        if ref is None:
+            full = self._call(self._full_project, "looking up the default branch", RepoNotFoundError,
+                              "the project does not exist or the token cannot see it")
+            ref = full.default_branch
+            if not ref:
+                raise RefNotFoundError(f"{self.label()}: the project has no default branch (empty repository?)")
+        try:
+            commit = self._call(lambda: project.commits.get(ref, **NO_SLEEP), f"resolving ref {ref!r}",
+                                RefNotFoundError, f"no branch, tag or commit {ref!r}")
+        except RefNotFoundError:
+            self._check_repo()
+            raise
+        return str(commit.id)
+
+    def tree(self, sha: str) -> dict[str, str | None] | None:
+        project = self._proj()
+        try:
+            entries = self._call(lambda: project.repository_tree(ref=sha, recursive=True, get_all=True, **NO_SLEEP),
+                                 f"listing files at commit {sha}", RefNotFoundError, f"no commit {sha}")
+        except RefNotFoundError:
+            self._check_repo()
+            raise
+        return {e["path"]: e["id"] for e in entries if e.get("type") == "blob"}
+
+    def read(self, path: str, sha: str, blob_id: str | None = None) -> bytes:
+        project = self._proj()
+        action = f"reading {path} at commit {sha}"
+        if blob_id:
+            data = self._call(lambda: project.repository_raw_blob(blob_id, **NO_SLEEP), action, PathNotFoundError)
+        else:
+            data = self._call(lambda: project.files.raw(file_path=path, ref=sha, **NO_SLEEP), action,
+                              PathNotFoundError)
+        return bytes(data or b"")

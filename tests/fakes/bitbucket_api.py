@@ -1,0 +1,187 @@
+"""Fake Bitbucket Server (REST 1.0) and Cloud (REST 2.0) APIs answering from a real git repository.
+
+Server shapes: paged {"size","limit","isLastPage","values","start","nextPageStart"}, branches
+with latestCommit, files (paths only), raw, and {"errors":[{"context","message","exceptionName"}]}.
+Cloud shapes: repositories with mainbranch, refs/branches and refs/tags with target.hash and
+{"pagelen","values","page","next"} pagination, src listings and raw src, {"type":"error","error":{...}}.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from urllib.parse import unquote, urlencode
+
+from .apis import FakeAPI, Reply, json_reply
+from .gitrepo import GitRepo
+
+
+def _server_error(status: int, message: str, exception: str) -> Reply:
+    return json_reply(status, {"errors": [{"context": None, "message": message, "exceptionName": exception}]})
+
+
+class FakeBitbucketServer(FakeAPI):
+    def __init__(self, rsps, repo: GitRepo, project: str = "ACME", slug: str = "flows",
+                 base: str = "http://127.0.0.1:8767", token: str | None = None, page_cap: int = 25,
+                 extra_branches: int = 0) -> None:
+        super().__init__(base=base, rsps=rsps)
+        self.repo, self.project, self.slug, self.token, self.page_cap = repo, project, slug, token, page_cap
+        self.extra_branches = extra_branches  # unrelated branches that push the wanted one to later pages
+        b = f"/rest/api/1.0/projects/{project}/repos/{slug}"
+        self.route("GET", b, self.get_repo)
+        self.route("GET", b + "/branches/default", self.get_default)
+        self.route("GET", b + "/branches", self.get_branches)
+        self.route("GET", b + "/tags", self.get_tags)
+        self.route("GET", b + "/commits/([^/]+)", self.get_commit)
+        self.route("GET", b + "/files", self.get_files)
+        self.route("GET", b + "/raw/(.+)", self.get_raw)
+
+    def check_auth(self, request) -> Reply | None:
+        if self.token is not None and request.headers.get("Authorization") != f"Bearer {self.token}":
+            return _server_error(401, "Authentication failed. Please check your credentials and try again.",
+                                 "com.atlassian.bitbucket.auth.IncorrectPasswordAuthenticationException")
+        return None
+
+    def not_found(self, path: str) -> Reply:
+        return _server_error(404, f"Project {path.split('/')[5] if path.count('/') > 5 else '?'} does not exist.",
+                             "com.atlassian.bitbucket.project.NoSuchProjectException")
+
+    def _paged(self, values: list, query) -> Reply:
+        start = int(query.get("start", 0))
+        limit = min(int(query.get("limit", 25)), self.page_cap)
+        chunk = values[start:start + limit]
+        last = start + limit >= len(values)
+        body = {"size": len(chunk), "limit": limit, "isLastPage": last, "values": chunk, "start": start}
+        if not last:
+            body["nextPageStart"] = start + limit
+        return json_reply(200, body)
+
+    def get_repo(self, query) -> Reply:
+        return json_reply(200, {"slug": self.slug, "id": 1, "name": self.slug, "hierarchyId": "e3c939f9ef4a7fae272e",
+                                "scmId": "git", "state": "AVAILABLE", "statusMessage": "Available", "forkable": True,
+                                "project": {"key": self.project, "id": 1, "name": self.project, "public": False,
+                                            "type": "NORMAL"}, "public": False, "archived": False})
+
+    def _branch(self, name: str, sha: str, default: bool) -> dict:
+        return {"id": f"refs/heads/{name}", "displayId": name, "type": "BRANCH", "latestCommit": sha,
+                "latestChangeset": sha, "isDefault": default}
+
+    def get_default(self, query) -> Reply:
+        sha = self.repo.rev_parse(self.repo.default_branch)
+        return json_reply(200, self._branch(self.repo.default_branch, sha, True))
+
+    def get_branches(self, query) -> Reply:
+        text = query.get("filterText", "")
+        real = [self._branch(n, s, n == self.repo.default_branch) for n, s in sorted(self.repo.branches().items())]
+        filler = [self._branch(f"{text}-other-{i}", "0" * 40, False) for i in range(self.extra_branches)]
+        values = [b for b in filler + real if text in b["displayId"]]
+        return self._paged(values, query)
+
+    def get_tags(self, query) -> Reply:
+        text = query.get("filterText", "")
+        values = [{"id": f"refs/tags/{n}", "displayId": n, "type": "TAG", "latestCommit": s, "latestChangeset": s,
+                   "hash": s} for n, s in sorted(self.repo.tags().items()) if text in n]
+        return self._paged(values, query)
+
+    def get_commit(self, query, ref) -> Reply:
+        sha = self.repo.rev_parse(unquote(ref))
+        if sha is None:
+            return _server_error(404, f"Commit '{unquote(ref)}' does not exist in repository '{self.slug}'.",
+                                 "com.atlassian.bitbucket.commit.NoSuchCommitException")
+        return json_reply(200, {"id": sha, "displayId": sha[:11], "author": {"name": "test"}, "authorTimestamp": 0,
+                                "message": "m", "parents": []})
+
+    def get_files(self, query) -> Reply:
+        sha = self.repo.rev_parse(query.get("at") or self.repo.default_branch)
+        if sha is None:
+            return _server_error(404, f"Commit '{query.get('at')}' does not exist in repository '{self.slug}'.",
+                                 "com.atlassian.bitbucket.commit.NoSuchCommitException")
+        return self._paged([e["path"] for e in self.repo.ls_tree(sha) if e["type"] == "blob"], query)
+
+    def get_raw(self, query, path) -> Reply:
+        sha = self.repo.rev_parse(query.get("at") or self.repo.default_branch)
+        found = self.repo.blob_at(sha, unquote(path)) if sha else None
+        if found is None:
+            return _server_error(404, f"The path \"{unquote(path)}\" does not exist at revision \"{sha}\"",
+                                 "com.atlassian.bitbucket.content.NoSuchPathException")
+        return 200, {"Content-Type": "text/plain"}, found[1]
+
+
+def _cloud_error(status: int, message: str) -> Reply:
+    return json_reply(status, {"type": "error", "error": {"message": message}})
+
+
+class FakeBitbucketCloud(FakeAPI):
+    def __init__(self, rsps, repo: GitRepo, workspace: str = "acme", slug: str = "flows",
+                 base: str = "http://127.0.0.1:8768", username: str | None = None, password: str | None = None,
+                 token: str | None = None, page_cap: int = 10) -> None:
+        super().__init__(base=base, rsps=rsps)
+        self.repo, self.workspace, self.slug = repo, workspace, slug
+        self.username, self.password, self.token, self.page_cap = username, password, token, page_cap
+        b = f"/2.0/repositories/{workspace}/{slug}"
+        self.route("GET", b, self.get_repo)
+        self.route("GET", b + "/refs/(branches|tags)", self.get_refs)
+        self.route("GET", b + "/commit/([^/]+)", self.get_commit)
+        self.route("GET", b + "/src/([0-9a-f]{40})/", self.get_listing)
+        self.route("GET", b + "/src/([0-9a-f]{40})/(.+)", self.get_src)
+
+    def check_auth(self, request) -> Reply | None:
+        header = request.headers.get("Authorization")
+        if self.token is not None:
+            ok = header == f"Bearer {self.token}"
+        elif self.username is not None:
+            ok = header == "Basic " + base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
+        else:
+            ok = True
+        return None if ok else (401, {"Content-Type": "text/plain"}, "")
+
+    def not_found(self, path: str) -> Reply:
+        return _cloud_error(404, f"Repository {self.workspace}/{path.split('/')[4] if path.count('/') > 3 else '?'} "
+                                 "not found")
+
+    def _page(self, values: list, query, path: str) -> Reply:
+        pagelen = min(int(query.get("pagelen", 10)), self.page_cap)
+        page = int(query.get("page", 1))
+        chunk = values[(page - 1) * pagelen: page * pagelen]
+        body = {"pagelen": pagelen, "values": chunk, "page": page, "size": len(values)}
+        if page * pagelen < len(values):
+            params = {k: v for k, v in query.items() if k != "page"}
+            body["next"] = f"{self.base}{path}?{urlencode({**params, 'page': page + 1})}"
+        return json_reply(200, body)
+
+    def get_repo(self, query) -> Reply:
+        full = f"{self.workspace}/{self.slug}"
+        return json_reply(200, {"type": "repository", "full_name": full, "name": self.slug, "slug": self.slug,
+                                "is_private": True, "scm": "git",
+                                "mainbranch": {"type": "branch", "name": self.repo.default_branch},
+                                "links": {"html": {"href": f"https://bitbucket.org/{full}"}},
+                                "uuid": "{6a2b6c36-1111-2222-3333-444455556666}"})
+
+    def get_refs(self, query, kind) -> Reply:
+        refs = self.repo.branches() if kind == "branches" else self.repo.tags()
+        wanted = re.match(r'name\s*=\s*"(.*)"', query.get("q", ""))
+        values = [{"name": n, "type": "branch" if kind == "branches" else "tag",
+                   "target": {"hash": s, "type": "commit", "date": "2026-11-01T00:00:00+00:00"},
+                   "links": {"self": {"href": f"{self.base}/2.0/repositories/x/refs/{kind}/{n}"}}}
+                  for n, s in sorted(refs.items()) if wanted is None or n == wanted.group(1)]
+        return self._page(values, query, f"/2.0/repositories/{self.workspace}/{self.slug}/refs/{kind}")
+
+    def get_commit(self, query, ref) -> Reply:
+        sha = self.repo.rev_parse(unquote(ref))
+        if sha is None:
+            return _cloud_error(404, f"Commit not found: {unquote(ref)}")
+        return json_reply(200, {"type": "commit", "hash": sha, "message": "m", "parents": []})
+
+    def get_listing(self, query, sha) -> Reply:
+        if self.repo.rev_parse(sha) is None:
+            return _cloud_error(404, "Commit not found")
+        values = [{"path": e["path"], "type": "commit_file" if e["type"] == "blob" else "commit_directory",
+                   "commit": {"type": "commit", "hash": sha}, **({"size": e["size"]} if e["size"] is not None else {})}
+                  for e in self.repo.ls_tree(sha)]
+        return self._page(values, query, f"/2.0/repositories/{self.workspace}/{self.slug}/src/{sha}/")
+
+    def get_src(self, query, sha, path) -> Reply:
+        found = self.repo.blob_at(sha, unquote(path))
+        if found is None:
+            return _cloud_error(404, f"No such file or directory: {unquote(path)}")
+        return 200, {"Content-Type": "text/plain"}, found[1]

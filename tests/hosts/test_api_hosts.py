@@ -1,0 +1,164 @@
+"""The loader's contract, the same for every API host: GitHub, GitLab, Bitbucket Server and Cloud."""
+
+from __future__ import annotations
+
+import re
+import shutil
+
+import pytest
+
+from gitflows import Flow
+from gitflows.cache import Cache
+from gitflows.errors import (
+    AuthenticationError,
+    FlowNotFoundError,
+    IntegrityError,
+    PathNotFoundError,
+    RateLimitedError,
+    RefNotFoundError,
+    RemoteError,
+    RepoNotFoundError,
+)
+from gitflows.storage import from_dict
+
+from .backends import NAMES, make_backend
+from .conftest import TOKEN, assert_secret_hidden
+
+V2_FMT = {"flows/lib/fmt.py": "def label(rows):\n    return 'v2:' + ','.join(map(str, rows))\n"}
+
+
+@pytest.fixture(params=NAMES)
+def backend(request, rsps, source, monkeypatch):
+    return make_backend(request.param, rsps, source, monkeypatch)
+
+
+def clear_cache():
+    shutil.rmtree(Cache().root, ignore_errors=True)
+
+
+def test_flow_with_sibling_modules_loads_at_a_branch(backend, source):
+    flow = backend.make(ref="trunk").get_flow(flow_name="etl")
+    assert flow.run().results["transform"] == "v1:0,10,20"
+    # one read per file of the closure: etl.py, lib/__init__.py, lib/helpers.py, lib/fmt.py, consts.py
+    assert backend.reads() == 5
+    assert all(TOKEN not in path for _, path in backend.fake.requests)
+
+
+def test_default_branch_comes_from_the_host(backend, source):
+    source.commit({"flows/consts.py": "FACTOR = 2\n"}, branch="master")  # a decoy 'master'
+    flow = backend.make().get_flow(flow_name="etl")
+    assert flow.run().results["transform"] == "v1:0,10,20"
+
+
+def test_tag_and_commit_refs(backend, source):
+    source.tag("release-1")
+    v2 = source.commit(V2_FMT, "v2")
+    assert backend.make(ref="release-1").get_flow(flow_name="etl").run().results["transform"].startswith("v1:")
+    assert backend.make(ref=v2).get_flow(flow_name="etl").run().results["transform"].startswith("v2:")
+
+
+def test_build_pins_the_sha_so_a_moved_branch_changes_nothing(backend, source):
+    storage = backend.make(ref="trunk")
+    storage.add_flow(Flow("etl"))
+    storage.build()
+    data = storage.serialize()
+    assert data["sha"] == source.v1 and data["ref"] == "trunk"
+    assert {p for p, _ in data["closures"]["etl"]} == {"flows/etl.py", "flows/lib/__init__.py", "flows/lib/helpers.py",
+                                                        "flows/lib/fmt.py", "flows/consts.py"}
+    source.commit(V2_FMT, "v2 on trunk")
+    clear_cache()  # another machine: nothing cached
+    backend.fake.requests.clear()
+    flow = from_dict(data).get_flow()
+    assert flow.run().results["transform"] == "v1:0,10,20"
+    assert backend.resolves() == 0  # a pinned SHA never asks what the branch points to
+    assert backend.reads() == 5  # one request per file of the recorded closure, nothing else
+    assert len(backend.fake.requests) == 5
+
+
+def test_warm_load_makes_no_request_even_when_the_host_is_gone(backend, source, rsps):
+    storage = backend.make(ref=source.v1)
+    storage.get_flow(flow_name="etl")
+    backend.fake.requests.clear()
+    rsps.reset()
+    assert storage.get_flow(flow_name="etl").run().results["transform"] == "v1:0,10,20"
+    assert backend.fake.requests == []
+
+
+def test_two_shas_load_side_by_side(backend, source):
+    v2 = source.commit(V2_FMT, "v2")
+    assert backend.make(ref=source.v1).get_flow(flow_name="etl").run().results["transform"].startswith("v1:")
+    assert backend.make(ref=v2).get_flow(flow_name="etl").run().results["transform"].startswith("v2:")
+
+
+def test_changed_content_is_refused_against_the_registered_record(backend, source):
+    storage = backend.make(ref="trunk")
+    storage.add_flow(Flow("etl"))
+    storage.build()
+    data = storage.serialize()
+    clear_cache()
+    oid, _ = source.blob_at(source.v1, "flows/lib/helpers.py")
+    status, payload = backend.tamper(oid)
+    backend.fake.fail(backend.read + (oid if backend.name in ("github", "gitlab") else "flows/lib/helpers.py"),
+                      status, payload, times=5)
+    with pytest.raises(IntegrityError) as err:
+        from_dict(data).get_flow()
+    text = str(err.value)
+    assert "flows/lib/helpers.py" in text and source.v1 in text and "acme" in text.lower()
+
+
+def test_several_flows_need_a_name(backend, source):
+    with pytest.raises(FlowNotFoundError, match=r"defines 2 flows \('etl', 'other'\)"):
+        backend.make(ref=source.v1).get_flow()
+
+
+def test_bad_credentials(backend, monkeypatch, debug_logs):
+    monkeypatch.setenv(backend.secret_env, "wrong-" + TOKEN[:6])
+    storage = backend.make(ref="trunk")
+    with pytest.raises(AuthenticationError) as err:
+        storage.get_flow(flow_name="etl")
+    assert "401" in str(err.value) and backend.secret_env in str(err.value)
+    assert_secret_hidden(TOKEN, error=err.value, caplog=debug_logs, storage=storage)
+    assert_secret_hidden("wrong-" + TOKEN[:6], error=err.value, caplog=debug_logs, storage=storage)
+
+
+def test_rate_limit_that_resets_later_than_the_bound(backend, debug_logs):
+    status, headers, payload = backend.rate_limited
+    backend.fake.fail(backend.resolve, status, payload, headers, times=20)
+    storage = backend.make(ref="trunk")
+    with pytest.raises(RateLimitedError, match="rate limit exceeded .* resets at") as err:
+        storage.get_flow(flow_name="etl")
+    assert_secret_hidden(TOKEN, error=err.value, caplog=debug_logs, storage=storage)
+
+
+def test_server_errors_are_retried_with_backoff(backend, debug_logs):
+    status, payload = backend.server_error
+    backend.fake.fail(backend.listing, status, payload, times=2)
+    assert backend.make(ref="trunk").get_flow(flow_name="etl").name == "etl"
+    clear_cache()
+    backend.fake.fail(backend.listing, status, payload, times=50)
+    storage = backend.make(ref="trunk")
+    with pytest.raises(RemoteError, match=f"server kept failing after 4 attempts \\(HTTP {status}") as err:
+        storage.get_flow(flow_name="etl")
+    assert_secret_hidden(TOKEN, error=err.value, caplog=debug_logs, storage=storage)
+
+
+def test_unreachable_host(backend, rsps, debug_logs):
+    rsps.reset()
+    storage = backend.make(ref="trunk")
+    with pytest.raises(RemoteError, match="no answer") as err:
+        storage.get_flow(flow_name="etl")
+    assert_secret_hidden(TOKEN, error=err.value, caplog=debug_logs, storage=storage)
+
+
+def test_not_found_repo_ref_and_path_are_told_apart(backend, source, debug_logs):
+    with pytest.raises(RepoNotFoundError) as err:
+        backend.make(repo="missing-repo", ref="trunk").get_flow(flow_name="etl")
+    assert "missing-repo" in str(err.value)
+    assert_secret_hidden(TOKEN, error=err.value, caplog=debug_logs)
+    with pytest.raises(RefNotFoundError, match="'no-such-branch'") as err:
+        backend.make(ref="no-such-branch").get_flow(flow_name="etl")
+    assert_secret_hidden(TOKEN, error=err.value, caplog=debug_logs)
+    with pytest.raises(PathNotFoundError, match=re.escape(f"flows/missing.py does not exist at commit {source.v1}")) as err:
+        backend.make(path="flows/missing.py", ref="trunk").get_flow(flow_name="etl")
+    assert "flows/etl.py" in str(err.value)  # names the flow files that do exist there
+    assert_secret_hidden(TOKEN, error=err.value, caplog=debug_logs)
