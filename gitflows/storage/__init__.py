@@ -21,6 +21,7 @@ STORAGE_TYPES: dict[str, str] = {
     "GitHub": "gitflows.storage.github:GitHub",
     "GitLab": "gitflows.storage.gitlab:GitLab",
     "Bitbucket": "gitflows.storage.bitbucket:Bitbucket",
+    "CodeCommit": "gitflows.storage.codecommit:CodeCommit",
 }
 
 _BASE_ARGS = ("labels", "secrets", "add_default_labels", "stored_as_script", "result")

@@ -8,6 +8,7 @@ from gitflows import Flow
 from gitflows.errors import ConfigurationError
 from gitflows.storage import STORAGE_TYPES, Storage, from_dict, storage_class
 from gitflows.storage.bitbucket import Bitbucket
+from gitflows.storage.codecommit import CodeCommit
 from gitflows.storage.github import GitHub
 from gitflows.storage.gitlab import GitLab
 from gitflows.storage.local import Local
@@ -24,6 +25,8 @@ EXAMPLES = {
     "Bitbucket": lambda tmp: _pinned(Bitbucket(project="ACME", repo="flows", workspace="acme", path="flows/etl.py",
                                                cloud_username_secret="BB_USER",
                                                cloud_app_password_secret="BB_PASSWORD")),
+    "CodeCommit": lambda tmp: _pinned(CodeCommit(repo="flows", path="flows/etl.py", commit="main",
+                                                 client_options={"region_name": "eu-west-1"})),
 }
 
 

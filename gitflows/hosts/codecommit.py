@@ -1,0 +1,193 @@
+"""AWS CodeCommit through boto3.
+
+CodeCommit has no recursive tree call, so the listing is lazy: the first question about a path
+loads that one folder (``GetFolder``, which gives blob ids), and only folders the closure looks
+into are ever listed. Files are read by blob id (``GetBlob``). Requests per cold load of a
+pinned SHA: one ``GetFolder`` per folder the closure touches plus one ``GetBlob`` per file; the
+default branch costs two more (``GetRepository``, ``GetBranch``), a branch one (``GetBranch``).
+botocore's own retries are off; :mod:`gitflows.hosts.http` retries throttling and server errors.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, TypeVar
+
+from gitflows.errors import (
+    ConfigurationError,
+    NotFoundError,
+    PathNotFoundError,
+    RefNotFoundError,
+    RepoNotFoundError,
+)
+from gitflows.hosts.http import HTTPFailure, RetryPolicy, call
+
+T = TypeVar("T")
+FORBIDDEN_OPTIONS = ("aws_access_key_id", "aws_secret_access_key", "aws_session_token")
+NOT_FOUND: dict[str, type[NotFoundError]] = {
+    "RepositoryDoesNotExistException": RepoNotFoundError,
+    "BranchDoesNotExistException": RefNotFoundError,
+    "CommitDoesNotExistException": RefNotFoundError,
+    "CommitIdDoesNotExistException": RefNotFoundError,
+    "InvalidCommitIdException": RefNotFoundError,
+    "InvalidCommitException": RefNotFoundError,
+    "FileDoesNotExistException": PathNotFoundError,
+    "FolderDoesNotExistException": PathNotFoundError,
+    "BlobIdDoesNotExistException": PathNotFoundError,
+}
+STATUS = {"AccessDeniedException": 403, "UnrecognizedClientException": 401, "InvalidSignatureException": 401,
+          "ExpiredTokenException": 401, "InvalidClientTokenId": 401, "ThrottlingException": 503,
+          "TooManyRequestsException": 503, "EncryptionKeyUnavailableException": 503}
+
+
+def check_client_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
+    options = dict(options or {})
+    leaked = [k for k in FORBIDDEN_OPTIONS if k in options]
+    if leaked:
+        raise ConfigurationError(
+            f"CodeCommit client_options must not hold credentials ({', '.join(leaked)}): a storage is serialized "
+            "and must never carry a secret. Use the AWS credential chain (environment, profile, role).")
+    return options
+
+
+class CodeCommitHost:
+    kind = "codecommit"
+
+    def __init__(self, repo: str, client_options: Mapping[str, Any] | None = None,
+                 policy: RetryPolicy | None = None, client: Any = None) -> None:
+        if not repo or "/" in repo:
+            raise ConfigurationError(f"CodeCommit repo must be a repository name, got {repo!r}")
+        self.repo = repo
+        self.options = check_client_options(client_options)
+        self._policy = policy
+        self._client = client
+
+    def label(self) -> str:
+        where = self.options.get("endpoint_url") or self.options.get("region_name") or "default region"
+        return f"CodeCommit {self.repo} ({where})"
+
+    def cache_key(self) -> tuple[str, ...]:
+        where = str(self.options.get("endpoint_url") or self.options.get("region_name") or "default")
+        return ("codecommit", where.replace("://", "-").replace("/", "-").strip("-") or "default", self.repo)
+
+    def client(self) -> Any:
+        if self._client is None:
+            try:
+                import boto3
+                from botocore.config import Config
+            except ImportError:
+                raise ConfigurationError("the CodeCommit storage needs boto3: pip install 'gitflows[aws]'") from None
+            options = dict(self.options)
+            options.setdefault("config", Config(retries={"total_max_attempts": 1}))
+            self._client = boto3.client("codecommit", **options)
+        return self._client
+
+    def _call(self, fn: Callable[[], T], action: str, not_found: type[NotFoundError]) -> T:
+        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+        def wrapped() -> T:
+            try:
+                return fn()
+            except ClientError as exc:
+                error = exc.response.get("Error", {})
+                code = str(error.get("Code", ""))
+                message = f"{code}: {error.get('Message', '')}"
+                if code in NOT_FOUND:
+                    cls = NOT_FOUND[code]
+                    raise cls(f"{self.label()}: {action}: not found ({message})") from None
+                status = STATUS.get(code) or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 400
+                raise HTTPFailure(status, {}, message) from None
+            except NoCredentialsError:
+                raise HTTPFailure(401, {}, "no AWS credentials found (environment, profile or role)") from None
+            except BotoCoreError as exc:
+                raise HTTPFailure(None, {}, type(exc).__name__) from None
+
+        return call(wrapped, where=self.label(), action=action, not_found=not_found,
+                    auth_hint="check the AWS credentials (environment, profile or role)", policy=self._policy)
+
+    def resolve(self, ref: str | None) -> str:
+        client = self.client()
+        if ref is None:
+            meta = self._call(lambda: client.get_repository(repositoryName=self.repo)["repositoryMetadata"],
+                              "looking up the default branch", RepoNotFoundError)
+            ref = meta.get("defaultBranch")
+            if not ref:
+                raise RefNotFoundError(f"{self.label()}: the repository has no default branch (empty repository?)")
+        try:
+            return str(self._call(lambda: client.get_branch(repositoryName=self.repo, branchName=ref)["branch"]["commitId"],
+                                  f"resolving branch {ref!r}", RefNotFoundError))
+        except RefNotFoundError:
+            if not all(c in "0123456789abcdef" for c in ref.lower()):
+                raise RefNotFoundError(f"{self.label()}: no branch or commit {ref!r} (CodeCommit refs are branch names "
+                                       "or full commit ids)") from None
+        commit = self._call(lambda: client.get_commit(repositoryName=self.repo, commitId=ref)["commit"],
+                            f"resolving commit {ref!r}", RefNotFoundError)
+        return str(commit["commitId"])
+
+    def tree(self, sha: str) -> dict[str, str | None] | None:
+        return _LazyListing(self, sha)  # type: ignore[return-value]
+
+    def folder(self, sha: str, folder: str) -> tuple[dict[str, str], set[str]]:
+        """The files directly in *folder* at *sha* with their blob ids, and its sub-folders' paths."""
+        client = self.client()
+        try:
+            answer = self._call(lambda: client.get_folder(repositoryName=self.repo, commitSpecifier=sha,
+                                                          folderPath="/" + folder),
+                                f"listing folder /{folder} at commit {sha}", PathNotFoundError)
+        except PathNotFoundError:
+            return {}, set()
+        files = {f["absolutePath"].lstrip("/"): f["blobId"] for f in answer.get("files", [])}
+        return files, {d["absolutePath"].strip("/") for d in answer.get("subFolders", [])}
+
+    def read(self, path: str, sha: str, blob_id: str | None = None) -> bytes:
+        client = self.client()
+        action = f"reading {path} at commit {sha}"
+        if blob_id:
+            return bytes(self._call(lambda: client.get_blob(repositoryName=self.repo, blobId=blob_id)["content"],
+                                    action, PathNotFoundError))
+        return bytes(self._call(lambda: client.get_file(repositoryName=self.repo, commitSpecifier=sha,
+                                                        filePath=path)["fileContent"], action, PathNotFoundError))
+
+
+class _LazyListing(Mapping[str, str]):
+    """A commit's files, fetched one folder at a time as the loader asks about paths.
+
+    Folders are walked from the root, and a folder is only listed when its parent's listing says
+    it exists, so probing an import candidate such as ``flows/pandas/__init__.py`` costs nothing.
+    """
+
+    def __init__(self, host: CodeCommitHost, sha: str) -> None:
+        self._host, self._sha = host, sha
+        self._loaded: set[str] = set()
+        self._folders: set[str] = {""}
+        self._files: dict[str, str] = {}
+
+    def _load(self, path: str) -> None:
+        folder = posixpath.dirname(path)
+        parts = folder.split("/") if folder else []
+        for depth in range(len(parts) + 1):
+            current = "/".join(parts[:depth])
+            if current not in self._folders:
+                return  # the parent's listing says this folder does not exist
+            if current not in self._loaded:
+                self._loaded.add(current)
+                files, subfolders = self._host.folder(self._sha, current)
+                self._files.update(files)
+                self._folders.update(subfolders)
+
+    def __getitem__(self, path: str) -> str:
+        self._load(path)
+        return self._files[path]
+
+    def __contains__(self, path: object) -> bool:
+        if not isinstance(path, str):
+            return False
+        self._load(path)
+        return path in self._files
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(dict(self._files))
+
+    def __len__(self) -> int:
+        return len(self._files)
