@@ -52,6 +52,9 @@ class GitRepo:
 
     def ls_tree(self, sha: str) -> list[dict]:
         """Every entry (trees too), recursively: mode, type, blob/tree id, size, path."""
+        cache = self.__dict__.setdefault("_ls_cache", {})
+        if len(sha) == 40 and sha in cache:  # an object id's contents never change
+            return cache[sha]
         out = self.git("ls-tree", "-r", "-t", "-l", sha)
         entries = []
         for line in out.splitlines():
@@ -59,12 +62,17 @@ class GitRepo:
             mode, kind, oid, size = meta.split()
             entries.append({"mode": mode, "type": kind, "sha": oid, "size": None if size == "-" else int(size),
                             "path": path})
+        if len(sha) == 40:
+            cache[sha] = entries
         return entries
 
     def cat(self, oid: str) -> bytes:
-        env = dict(os.environ, **ENV)
-        return subprocess.run(["git", "cat-file", "blob", oid], cwd=self.path, env=env, check=True,
-                              capture_output=True).stdout
+        cache = self.__dict__.setdefault("_blob_cache", {})
+        if oid not in cache:
+            env = dict(os.environ, **ENV)
+            cache[oid] = subprocess.run(["git", "cat-file", "blob", oid], cwd=self.path, env=env, check=True,
+                                        capture_output=True).stdout
+        return cache[oid]
 
     def blob_at(self, sha: str, path: str) -> tuple[str, bytes] | None:
         for e in self.ls_tree(sha):

@@ -162,3 +162,30 @@ def test_not_found_repo_ref_and_path_are_told_apart(backend, source, debug_logs)
         backend.make(path="flows/missing.py", ref="trunk").get_flow(flow_name="etl")
     assert "flows/etl.py" in str(err.value)  # names the flow files that do exist there
     assert_secret_hidden(TOKEN, error=err.value, caplog=debug_logs)
+
+
+def test_warm_load_imports_no_http_library(backend, source, tmp_path):
+    """A pinned flow already in the cache loads in a fresh process without importing any client library."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    storage = backend.make(ref="trunk")
+    storage.add_flow(Flow("etl"))
+    storage.build()
+    spec = tmp_path / "storage.json"
+    spec.write_text(json.dumps(storage.serialize()))
+    code = (
+        "import json, sys\n"
+        "from gitflows.storage import from_dict\n"
+        f"flow = from_dict(json.load(open({str(spec)!r}))).get_flow()\n"
+        "assert flow.run().results['transform'] == 'v1:0,10,20'\n"
+        "heavy = ('github', 'gitlab', 'atlassian', 'requests', 'urllib3', 'boto3', 'botocore')\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in heavy)))\n"
+    )
+    env = dict(os.environ)
+    env.pop(backend.secret_env, None)  # no secret needed either
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == []

@@ -1,0 +1,135 @@
+"""Requests and wall time per get_flow, per API host, for a flow with 3 sibling modules.
+
+Each fake API runs as a real HTTP server on 127.0.0.1 (answers built from a real git repo), so
+times include real HTTP round trips on loopback but no internet latency: on a real host, each
+request costs one more round trip (typically 50-300 ms), which is why the request counts matter.
+CodeCommit's fake answers inside botocore (no HTTP), so only its call counts are comparable.
+
+Run: .venv/bin/python bench/bench_api_hosts.py
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from gitflows import Flow  # noqa: E402
+from gitflows.cache import Cache  # noqa: E402
+from gitflows.storage import from_dict  # noqa: E402
+from gitflows.storage.bitbucket import Bitbucket  # noqa: E402
+from gitflows.storage.codecommit import CodeCommit  # noqa: E402
+from gitflows.storage.github import GitHub  # noqa: E402
+from gitflows.storage.gitlab import GitLab  # noqa: E402
+from tests.fakes.bitbucket_api import FakeBitbucketCloud, FakeBitbucketServer  # noqa: E402
+from tests.fakes.github_api import FakeGitHub  # noqa: E402
+from tests.fakes.gitlab_api import FakeGitLab  # noqa: E402
+from tests.fakes.gitrepo import FLOW_WITH_HELPERS, GitRepo  # noqa: E402
+from tests.fakes.serve import NO_MOCK, serve  # noqa: E402
+
+TOKEN = "bench-token-value-0123456789"
+RUNS = 5
+
+
+def measure(fn, fake):
+    """Median seconds and requests of fn() over RUNS runs."""
+    times, counts = [], []
+    for _ in range(RUNS):
+        before = len(fake.requests if hasattr(fake, "requests") else fake.calls)
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+        counts.append(len(fake.requests if hasattr(fake, "requests") else fake.calls) - before)
+    return statistics.median(times), max(counts)
+
+
+def cold(fn):
+    def run():
+        shutil.rmtree(Cache().root, ignore_errors=True)
+        fn()
+    return run
+
+
+def bench_host(name, make_storage, fake, rows):
+    # cold, branch ref, nothing cached, nothing recorded
+    t, n = measure(cold(lambda: make_storage("trunk").get_flow(flow_name="etl")), fake)
+    rows.append((name, "cold, branch ref", n, t))
+    sha = repo.v1
+    t, n = measure(cold(lambda: make_storage(sha).get_flow(flow_name="etl")), fake)
+    rows.append((name, "cold, pinned SHA", n, t))
+    built = make_storage("trunk")
+    built.add_flow(Flow("etl"))
+    built.build()
+    data = built.serialize()
+    t, n = measure(cold(lambda: from_dict(data).get_flow()), fake)
+    rows.append((name, "cold, registered (SHA + closure)", n, t))
+    storage = from_dict(data)
+    storage.get_flow()
+    t, n = measure(lambda: storage.get_flow(), fake)
+    rows.append((name, "warm (same machine)", n, t))
+
+
+def prefect1_github(base):
+    """What Prefect 1's GitHub storage did on every get_flow (PyGithub defaults, no cache, no siblings)."""
+    from github import Auth, Github
+
+    client = Github(auth=Auth.Token(TOKEN), base_url=base)  # default: 0.25 s between requests
+    r = client.get_repo("acme/flows")
+    commit = r.get_commit("trunk")
+    r.get_contents("flows/etl.py", ref=commit.sha).decoded_content
+
+
+def main() -> None:
+    global repo
+    tmp = Path(tempfile.mkdtemp())
+    os.environ["GITFLOWS_CACHE_DIR"] = str(tmp / "cache")
+    os.environ["BENCH_TOKEN"] = TOKEN
+    os.environ["BENCH_USER"] = "robot-user"
+    repo = GitRepo(tmp / "repo", default_branch="trunk")
+    repo.v1 = repo.commit(FLOW_WITH_HELPERS)
+    rows: list[tuple[str, str, int, float]] = []
+
+    gh, _ = serve(lambda base: FakeGitHub(NO_MOCK, repo, base=base + "/api/v3", token=TOKEN))
+    bench_host("GitHub", lambda ref: GitHub("acme/flows", "flows/etl.py", ref=ref, access_token_secret="BENCH_TOKEN",
+                                            base_url=gh.base), gh, rows)
+    t, n = measure(lambda: prefect1_github(gh.base), gh)
+    rows.append(("GitHub", "Prefect 1 way (every get_flow)", n, t))
+
+    gl, _ = serve(lambda base: FakeGitLab(NO_MOCK, repo, base=base, token=TOKEN))
+    bench_host("GitLab", lambda ref: GitLab("acme/flows", host=gl.base, path="flows/etl.py", ref=ref,
+                                            access_token_secret="BENCH_TOKEN"), gl, rows)
+    bs, _ = serve(lambda base: FakeBitbucketServer(NO_MOCK, repo, base=base, token=TOKEN))
+    bench_host("Bitbucket Server", lambda ref: Bitbucket("ACME", "flows", host=bs.base, path="flows/etl.py", ref=ref,
+                                                         access_token_secret="BENCH_TOKEN"), bs, rows)
+    bc, _ = serve(lambda base: FakeBitbucketCloud(NO_MOCK, repo, base=base, username="robot-user", password=TOKEN))
+    bench_host("Bitbucket Cloud", lambda ref: Bitbucket("ACME", "flows", workspace="acme", host=bc.base,
+                                                        path="flows/etl.py", ref=ref, cloud_username_secret="BENCH_USER",
+                                                        cloud_app_password_secret="BENCH_TOKEN"), bc, rows)
+
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "AKIABENCH")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench-secret")
+    from tests.fakes.codecommit_api import FakeCodeCommit
+
+    cc = FakeCodeCommit(repo)
+    bench_host("CodeCommit (calls)", lambda ref: CodeCommit("flows", "flows/etl.py", commit=ref,
+                                                            client_options={"region_name": "us-east-1",
+                                                                            "endpoint_url": "http://127.0.0.1:1"}),
+               cc, rows)
+
+    print("flow: flows/etl.py importing 3 sibling modules (closure of 5 files)\n")
+    print(f"{'host':<20} {'case':<34} {'requests':>8} {'median':>11}")
+    for host, case, n, t in rows:
+        shown = f"{t * 1e3:.1f} ms" if t >= 1e-3 else f"{t * 1e6:.0f} µs"
+        print(f"{host:<20} {case:<34} {n:>8} {shown:>11}")
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

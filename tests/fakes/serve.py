@@ -1,0 +1,53 @@
+"""Serve a FakeAPI over real HTTP on 127.0.0.1 (benchmarks use this to include real round trips)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class _NoMock:
+    def add_callback(self, *args, **kwargs) -> None:
+        pass
+
+
+NO_MOCK = _NoMock()
+
+
+class _Request:
+    def __init__(self, method: str, url: str, headers) -> None:
+        self.method, self.url, self.headers = method, url, headers
+
+
+def serve(make_fake):
+    """Start a server on a free port; *make_fake(base_url)* builds the fake. Returns (fake, server)."""
+    holder = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def setup(self) -> None:
+            super().setup()
+            # headers and body go out in two writes: without this, Nagle + delayed ACK add 40 ms a request
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+        def do_GET(self) -> None:
+            fake = holder["fake"]
+            status, headers, body = fake._dispatch(_Request("GET", f"http://127.0.0.1:{port}{self.path}", self.headers))
+            data = body if isinstance(body, bytes) else body.encode()
+            self.send_response(status)
+            for key, value in headers.items():
+                self.send_header(key, value)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    port = server.server_address[1]
+    holder["fake"] = make_fake(f"http://127.0.0.1:{port}")
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return holder["fake"], server
