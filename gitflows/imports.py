@@ -103,6 +103,7 @@ def local_closure(
     read: Callable[[str], bytes],
     exists: Callable[[str], bool],
     extra: Iterable[str] = (),
+    prefetch: Callable[[list[str]], None] | None = None,
 ) -> list[str]:
     """The repo-relative files *script* needs: itself, the sibling modules it imports, transitively.
 
@@ -111,24 +112,33 @@ def local_closure(
     relative imports from the importing file's package. Modules that resolve to no file of the repo
     (the standard library, installed packages) are not part of the closure.
     A file that does not parse is still included; its imports are not followed.
+
+    The walk goes level by level (the script; what it imports; what those import...), and
+    *prefetch*, when given, is called with each level's files before they are read, so a host
+    that can fetch several files in one round trip does.
     """
     script = safe_relpath(script)
     script_dir = posixpath.dirname(script)
     seen: dict[str, None] = {script: None}
     for path in extra:
         seen[safe_relpath(path)] = None
-    queue = [script]
-    while queue:
-        current = queue.pop(0)
-        try:
-            refs = imports_of(read(current), filename=current)
-        except (SyntaxError, ValueError):
-            continue
-        roots = list(dict.fromkeys([script_dir, ""]))
-        for ref in refs:
-            for path in _resolve_one(ref, current, roots, exists):
-                if path not in seen:
-                    seen[path] = None
-                    if path.endswith(".py"):
-                        queue.append(path)
+    level = [script]
+    if prefetch:
+        prefetch(list(seen))
+    roots = list(dict.fromkeys([script_dir, ""]))
+    while level:
+        following: list[str] = []
+        for current in level:
+            try:
+                refs = imports_of(read(current), filename=current)
+            except (SyntaxError, ValueError):
+                continue
+            for ref in refs:
+                for path in _resolve_one(ref, current, roots, exists):
+                    if path not in seen:
+                        seen[path] = None
+                        following.append(path)
+        if following and prefetch:
+            prefetch(following)
+        level = [p for p in following if p.endswith(".py")]
     return list(seen)

@@ -102,18 +102,18 @@ def fetch_closure(host: Host, path: str, sha: str, cache: Cache, expected: Closu
         tree = _from_cache(cache, host, sha, closure)
         if tree is not None:
             return closure, tree
-        files = {}
+        files = {rel: data for rel, blob in closure if (data := cache.get_blob(blob)) is not None}
+        wanted = [(rel, sha, blob) for rel, blob in closure if rel not in files]
+        try:
+            fetched = _read_many(host, wanted)
+        except PathNotFoundError as exc:
+            raise IntegrityError(f"{label}: a registered file at commit {sha} is not on the server (was history "
+                                 f"rewritten?): {exc}") from None
         for rel, blob in closure:
-            data = cache.get_blob(blob)
-            if data is None:
-                try:
-                    data = host.read(rel, sha, blob)
-                except PathNotFoundError as exc:
-                    raise IntegrityError(f"{label}: {rel} at commit {sha}: the registered blob {blob} is not on the "
-                                         f"server (was history rewritten?): {exc}") from None
-                _verify(label, rel, sha, data, blob, "the registered record")
-                cache.put_blob(data)
-            files[rel] = data
+            if rel in fetched:
+                _verify(label, rel, sha, fetched[rel], blob, "the registered record")
+                cache.put_blob(fetched[rel])
+                files[rel] = fetched[rel]
         return closure, cache.materialise(_tree_key(host, sha, closure), files)
 
     manifest = cache.get_json(_manifest_key(host, sha, path, extra))
@@ -132,18 +132,39 @@ def fetch_closure(host: Host, path: str, sha: str, cache: Cache, expected: Closu
     files: dict[str, bytes] = {}
     missing: set[str] = set()
 
+    def store(rel: str, data: bytes) -> None:
+        blob = listing.get(rel) if listing is not None else None
+        if blob:
+            _verify(label, rel, sha, data, blob, "the host's tree listing")
+        cache.put_blob(data)
+        files[rel] = data
+
     def read(rel: str) -> bytes:
         if rel in files:
             return files[rel]
         blob = listing.get(rel) if listing is not None else None
         data = cache.get_blob(blob) if blob else None
-        if data is None:
-            data = host.read(rel, sha, blob)
-            if blob:
-                _verify(label, rel, sha, data, blob, "the host's tree listing")
-            cache.put_blob(data)
-        files[rel] = data
-        return data
+        if data is not None:
+            files[rel] = data
+            return data
+        store(rel, host.read(rel, sha, blob))
+        return files[rel]
+
+    def prefetch(paths: list[str]) -> None:
+        if not hasattr(host, "read_many") or listing is None:
+            return
+        wanted = []
+        for rel in paths:
+            blob = listing.get(rel)
+            if rel in files or blob is None:
+                continue
+            data = cache.get_blob(blob)
+            if data is not None:
+                files[rel] = data
+            else:
+                wanted.append((rel, sha, blob))
+        for rel, data in _read_many(host, wanted).items():
+            store(rel, data)
 
     def exists(rel: str) -> bool:
         if listing is not None:
@@ -159,12 +180,23 @@ def fetch_closure(host: Host, path: str, sha: str, cache: Cache, expected: Closu
             missing.add(rel)
             return False
 
-    paths = local_closure(path, read=read, exists=exists, extra=extra)
+    paths = local_closure(path, read=read, exists=exists, extra=extra, prefetch=prefetch)
     for rel in paths:  # explicitly listed data files are read too
         read(rel)
     closure = [(rel, git_blob_id(files[rel])) for rel in paths]
     cache.put_json(_manifest_key(host, sha, path, extra), {"closure": closure})
     return closure, cache.materialise(_tree_key(host, sha, closure), {rel: files[rel] for rel in paths})
+
+
+def _read_many(host: Host, items: list[tuple[str, str, str | None]]) -> dict[str, bytes]:
+    """Several files in one round trip where the host can (``read_many``), else one by one."""
+    if not items:
+        return {}
+    many = getattr(host, "read_many", None)
+    if many is not None:
+        result: dict[str, bytes] = many(items)
+        return result
+    return {rel: host.read(rel, sha, blob) for rel, sha, blob in items}
 
 
 def _verify(label: str, path: str, sha: str, data: bytes, expected: str, source: str) -> None:

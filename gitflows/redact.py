@@ -41,6 +41,14 @@ def register_secret(value: str | bytes | None) -> None:
         _install_record_factory()
 
 
+def forget_secret(value: str) -> None:
+    """Stop masking *value* (a resolved value that turned out not to be sensitive, e.g. a clone URL
+    without credentials)."""
+    global _values
+    with _lock:
+        _values = tuple(v for v in _values if v != value)
+
+
 def forget_all() -> None:
     """Forget every registered value (tests use this)."""
     global _values

@@ -22,6 +22,7 @@ STORAGE_TYPES: dict[str, str] = {
     "GitLab": "gitflows.storage.gitlab:GitLab",
     "Bitbucket": "gitflows.storage.bitbucket:Bitbucket",
     "CodeCommit": "gitflows.storage.codecommit:CodeCommit",
+    "Git": "gitflows.storage.git:Git",
 }
 
 _BASE_ARGS = ("labels", "secrets", "add_default_labels", "stored_as_script", "result")

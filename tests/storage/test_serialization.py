@@ -9,6 +9,7 @@ from gitflows.errors import ConfigurationError
 from gitflows.storage import STORAGE_TYPES, Storage, from_dict, storage_class
 from gitflows.storage.bitbucket import Bitbucket
 from gitflows.storage.codecommit import CodeCommit
+from gitflows.storage.git import Git
 from gitflows.storage.github import GitHub
 from gitflows.storage.gitlab import GitLab
 from gitflows.storage.local import Local
@@ -27,6 +28,8 @@ EXAMPLES = {
                                                cloud_app_password_secret="BB_PASSWORD")),
     "CodeCommit": lambda tmp: _pinned(CodeCommit(repo="flows", path="flows/etl.py", commit="main",
                                                  client_options={"region_name": "eu-west-1"})),
+    "Git": lambda tmp: _pinned(Git(flow_path="flows/etl.py", repo="acme/flows", repo_host="git.example.com",
+                                   flow_name="etl", git_token_secret_name="GIT_TOKEN", branch_name="main")),
 }
 
 

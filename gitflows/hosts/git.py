@@ -1,0 +1,273 @@
+"""Any git server over smart HTTP(S), git:// or ssh, through dulwich.
+
+What a cold load of a pinned SHA fetches (protocol v2):
+
+1. the commit at depth 1 with ``filter blob:none``: the commit and its trees, no file contents;
+2. the closure's blobs by id, one fetch per level of imports (the script; then what it imports...).
+
+A server that does not offer ``filter`` is detected before anything is downloaded (dulwich would
+otherwise ignore the filter and send every file): the host then fetches the commit at depth 1 with
+its files — a shallow clone of one commit — and serves every read from that. Resolving a branch or
+tag costs one ls-refs exchange; a full SHA costs none. Tokens travel in an ``Authorization``
+header (never in the URL, a config file or a command line); dulwich attaches it only to requests
+for the configured origin.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+from gitflows.errors import (
+    AuthenticationError,
+    ConfigurationError,
+    GitflowsError,
+    NotFoundError,
+    PathNotFoundError,
+    RefNotFoundError,
+    RepoNotFoundError,
+)
+from gitflows.hosts.http import HTTPFailure, RetryPolicy, call
+from gitflows.redact import get_logger
+
+log = get_logger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """How to authenticate over HTTP: basic (username, password) or a bearer token."""
+
+    username: str | None = None
+    password: str | None = None
+    bearer: str | None = None
+
+
+class _NoFilter(Exception):
+    """The server does not offer object filtering (raised before anything is downloaded)."""
+
+
+def split_url(url: str) -> tuple[str, Credentials | None]:
+    """Remove ``user:password@`` from an http(s) URL; return the clean URL and those credentials."""
+    parts = urlsplit(url)
+    if parts.scheme in ("http", "https") and "@" in parts.netloc:
+        userinfo, host = parts.netloc.rsplit("@", 1)
+        user, _, password = userinfo.partition(":")
+        from urllib.parse import unquote
+
+        return urlunsplit(parts._replace(netloc=host)), Credentials(unquote(user), unquote(password))
+    return url, None
+
+
+class GitHost:
+    kind = "git"
+
+    def __init__(self, url: str, credentials: Callable[[], Credentials | None] = lambda: None,
+                 secret_name: str | None = None, policy: RetryPolicy | None = None) -> None:
+        if "@" in urlsplit(url).netloc and urlsplit(url).scheme in ("http", "https"):
+            raise ConfigurationError("the clone URL must not carry credentials; they go in a header")
+        self.url = url.rstrip("/")
+        self._credentials = credentials
+        self._secret_name = secret_name
+        self._policy = policy or RetryPolicy(attempts=3)
+        self._client: Any = None
+        self._path = ""
+        self._commits: dict[str, Any] = {}  # sha -> MemoryRepo holding that commit's trees (and maybe blobs)
+
+    def label(self) -> str:
+        return f"git {self.url}"
+
+    def cache_key(self) -> tuple[str, ...]:
+        parts = urlsplit(self.url)
+        if parts.scheme:
+            host = (parts.hostname or "local") + (f"-{parts.port}" if parts.port else "")
+            path = parts.path
+        else:  # scp-like: git@host:org/repo.git
+            host, _, path = self.url.partition(":")
+            host = host.rsplit("@", 1)[-1]
+        segments = [s for s in path.removesuffix(".git").split("/") if s and not s.startswith(".")]
+        return ("git", host.replace(":", "-"), *segments)
+
+    # -- client ---------------------------------------------------------------------
+    def _get_client(self) -> tuple[Any, str]:
+        if self._client is None:
+            try:
+                from dulwich.client import Urllib3HttpGitClient, get_transport_and_path
+            except ImportError:
+                raise ConfigurationError("the Git storage needs dulwich: pip install 'gitflows[git]'") from None
+            scheme = urlsplit(self.url).scheme
+            if scheme in ("http", "https"):
+                creds = self._credentials()
+                kwargs: dict[str, Any] = {"timeout": 60}
+                if creds and creds.bearer:
+                    from dulwich.client import default_urllib3_manager
+
+                    manager = default_urllib3_manager(None, base_url=self.url, timeout=60)
+                    manager.headers["Authorization"] = f"Bearer {creds.bearer}"
+                    kwargs["pool_manager"] = manager
+                elif creds:
+                    kwargs.update(username=creds.username, password=creds.password or "")
+                parts = urlsplit(self.url)
+                base = urlunsplit(parts._replace(path="", query="", fragment=""))
+                self._client, self._path = Urllib3HttpGitClient(base, **kwargs), parts.path
+            else:
+                # like git: GIT_SSH_COMMAND (else GIT_SSH) picks the ssh program and its options;
+                # otherwise plain `ssh` with the user's keys, config and known hosts
+                ssh_command = os.environ.get("GIT_SSH_COMMAND") or os.environ.get("GIT_SSH") or None
+                self._client, self._path = get_transport_and_path(self.url, ssh_command=ssh_command)
+            # dulwich only logs when a server ignores a filter, then downloads everything:
+            # turn that into an exception raised before the request is sent.
+            self._client._warn_filter_objects = _raise_no_filter
+        return self._client, self._path
+
+    def _call(self, fn: Callable[[], T], action: str, not_found: type[NotFoundError]) -> T:
+        from dulwich.client import HTTPUnauthorized
+        from dulwich.errors import GitProtocolError, HangupException, NotGitRepository
+
+        def wrapped() -> T:
+            try:
+                return fn()
+            except (_NoFilter, GitflowsError):
+                raise
+            except HTTPUnauthorized:
+                hint = f"check the token in secret {self._secret_name}" if self._secret_name else "no token configured"
+                raise AuthenticationError(f"{self.label()}: {action}: authentication failed (HTTP 401); {hint}") \
+                    from None
+            except NotGitRepository:
+                raise RepoNotFoundError(f"{self.label()}: {action}: no git repository there (or no access)") from None
+            except HangupException as exc:
+                detail = str(exc).strip()
+                if "not found" in detail or "does not appear to be a git repository" in detail or \
+                        "not exported" in detail or "No such file" in detail:
+                    raise RepoNotFoundError(f"{self.label()}: {action}: no git repository there ({detail})") from None
+                raise HTTPFailure(None, {}, f"the server hung up: {detail or 'connection closed'}") from None
+            except GitProtocolError as exc:
+                detail = str(exc)
+                if "not our ref" in detail or "not valid" in detail or "bad object" in detail:
+                    raise not_found(f"{self.label()}: {action}: the server does not have it ({detail.strip()})") \
+                        from None
+                if "unexpected http resp" in detail:
+                    status = int(detail.split("resp ")[1].split()[0]) if "resp " in detail else 500
+                    raise HTTPFailure(status, {}, detail) from None
+                raise HTTPFailure(None, {}, detail) from None
+            except (OSError, EOFError, AssertionError, KeyError, ValueError) as exc:
+                raise HTTPFailure(None, {}, f"{type(exc).__name__}: {exc}") from None
+
+        return call(wrapped, where=self.label(), action=action, not_found=not_found,
+                    auth_hint=f"check the token in secret {self._secret_name}" if self._secret_name else "",
+                    policy=self._policy)
+
+    # -- Host protocol ------------------------------------------------------------------
+    def resolve(self, ref: str | None) -> str:
+        client, path = self._get_client()
+        prefixes = [b"HEAD"] if ref is None else [f"refs/heads/{ref}".encode(), f"refs/tags/{ref}".encode(),
+                                                   ref.encode()]
+        result = self._call(lambda: client.get_refs(path, protocol_version=2, ref_prefix=prefixes),
+                            f"listing refs for {ref or 'HEAD'}", RefNotFoundError)
+        refs = {k: v for k, v in dict(result.refs).items() if v is not None}
+        candidates = [b"HEAD"] if ref is None else [f"refs/tags/{ref}^{{}}".encode(), f"refs/heads/{ref}".encode(),
+                                                     f"refs/tags/{ref}".encode(), ref.encode()]
+        for name in candidates:
+            if name in refs:
+                return refs[name].decode()
+        if ref is None:
+            raise RefNotFoundError(f"{self.label()}: the repository has no HEAD (empty repository?)")
+        hint = "; give the full 40-character commit SHA" if all(c in "0123456789abcdef" for c in ref.lower()) else ""
+        raise RefNotFoundError(f"{self.label()}: no branch or tag {ref!r}{hint}")
+
+    def _fetch(self, wants: list[str], action: str, not_found: type[NotFoundError], **kwargs: Any) -> Any:
+        from dulwich.repo import MemoryRepo
+
+        client, path = self._get_client()
+
+        def once() -> Any:
+            target = MemoryRepo()
+            # ls-refs is limited to HEAD: the wants are object ids, the ref list is not needed
+            client.fetch(path, target, determine_wants=lambda refs, depth=None: [w.encode() for w in wants],
+                         protocol_version=2, ref_prefix=[b"HEAD"], **kwargs)
+            return target
+
+        return self._call(once, action, not_found)
+
+    def _fetch_or_missing(self, wants: list[str], what: str, not_found: type[NotFoundError], **kwargs: Any) -> Any:
+        """Fetch; a server that hangs up on every attempt is taken to lack the objects (git upload-pack
+        closes the connection on a want it does not have, without an error line)."""
+        from gitflows.errors import RemoteError
+
+        try:
+            return self._fetch(wants, f"fetching {what}", not_found, **kwargs)
+        except RemoteError as exc:
+            if "hung up" not in str(exc):
+                raise
+            raise not_found(f"{self.label()}: {what}: the server closed the connection on every attempt; it most "
+                            "likely does not have it (force-pushed away, or garbage-collected)") from None
+
+    def _commit_repo(self, sha: str) -> Any:
+        if sha not in self._commits:
+            try:
+                repo = self._fetch_or_missing([sha], f"commit {sha} (trees only)", RefNotFoundError,
+                                              depth=1, filter_spec=b"blob:none")
+            except _NoFilter:
+                log.info("%s: the server offers no object filter; fetching commit %s with its files", self.label(), sha)
+                repo = self._fetch_or_missing([sha], f"commit {sha}", RefNotFoundError, depth=1)
+            if sha.encode() not in repo.object_store:
+                raise RefNotFoundError(f"{self.label()}: commit {sha} was not sent by the server")
+            self._commits[sha] = repo
+        return self._commits[sha]
+
+    def tree(self, sha: str) -> dict[str, str | None] | None:
+        repo = self._commit_repo(sha)
+        store = repo.object_store
+        listing: dict[str, str | None] = {}
+
+        def walk(tree_id: bytes, prefix: str) -> None:
+            for entry in store[tree_id].items():
+                name = prefix + entry.path.decode("utf-8", "surrogateescape")
+                if entry.mode & 0o170000 == 0o040000:
+                    walk(entry.sha, name + "/")
+                elif entry.mode & 0o170000 in (0o100000, 0o120000):
+                    listing[name] = entry.sha.decode()
+
+        walk(store[sha.encode()].tree, "")
+        return listing
+
+    def read_many(self, items: Iterable[tuple[str, str, str | None]]) -> dict[str, bytes]:
+        """Read several files at once: [(path, sha, blob id)] -> {path: bytes}, one fetch for the missing blobs."""
+        items = list(items)
+        result: dict[str, bytes] = {}
+        missing: dict[str, str] = {}
+        for path, sha, blob in items:
+            if not blob:
+                blob = (self.tree(sha) or {}).get(path)
+                if blob is None:
+                    raise PathNotFoundError(f"{self.label()}: {path} does not exist at commit {sha}")
+            # a commit already fetched whole (no filter on the server) holds the file; otherwise fetch by
+            # blob id, without fetching the commit at all (a registered closure needs no listing)
+            store = self._commits[sha].object_store if sha in self._commits else None
+            if store is not None and blob.encode() in store:
+                result[path] = store[blob.encode()].as_raw_string()
+            else:
+                missing[path] = blob
+        if missing:
+            names = ", ".join(sorted(missing))
+            fetched = self._fetch_or_missing(sorted(set(missing.values())), names, PathNotFoundError)
+            for path, blob in missing.items():
+                if blob.encode() not in fetched.object_store:
+                    raise PathNotFoundError(f"{self.label()}: the server did not send {path} (blob {blob})")
+                result[path] = fetched.object_store[blob.encode()].as_raw_string()
+        return result
+
+    def read(self, path: str, sha: str, blob_id: str | None = None) -> bytes:
+        return self.read_many([(path, sha, blob_id)])[path]
+
+
+def _raise_no_filter(*args: Any, **kwargs: Any) -> None:
+    raise _NoFilter()
+
+
+def repo_path(url: str) -> str:
+    return posixpath.basename(urlsplit(url).path or url)

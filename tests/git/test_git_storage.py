@@ -1,0 +1,196 @@
+"""The Git storage against real servers on 127.0.0.1: smart HTTP (filter on and off), git daemon, sshd."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+import pytest
+
+from gitflows import Flow
+from gitflows.cache import Cache
+from gitflows.errors import (
+    AuthenticationError,
+    FlowNotFoundError,
+    IntegrityError,
+    RefNotFoundError,
+    RemoteError,
+    RepoNotFoundError,
+)
+from gitflows.storage import from_dict
+from gitflows.storage.git import Git, token_credentials
+
+from .conftest import TOKEN, sync
+
+V2_FMT = {"flows/lib/fmt.py": "def label(rows):\n    return 'v2:' + ','.join(map(str, rows))\n"}
+
+
+def clear_cache():
+    shutil.rmtree(Cache().root, ignore_errors=True)
+
+
+def test_sibling_modules_at_a_branch(transport, source):
+    flow = transport.make(branch_name="trunk", flow_name="etl").get_flow()
+    assert flow.run().results["transform"] == "v1:0,10,20"
+
+
+def test_default_branch_comes_from_the_remote(transport, source, bare):
+    source.commit({"flows/consts.py": "FACTOR = 2\n"}, branch="master")  # a decoy 'master'
+    sync(source, bare)
+    assert transport.make(flow_name="etl").get_flow().run().results["transform"] == "v1:0,10,20"
+
+
+def test_registered_sha_survives_a_moved_branch_and_a_force_push(transport, source, bare):
+    storage = transport.make(branch_name="trunk", flow_name="etl")
+    storage.add_flow(Flow("etl"))
+    storage.build()
+    data = json.loads(json.dumps(storage.serialize()))
+    assert data["sha"] == source.v1
+    # the branch moves on
+    source.commit(V2_FMT, "v2")
+    sync(source, bare)
+    clear_cache()
+    assert from_dict(data).get_flow().run().results["transform"] == "v1:0,10,20"
+    # history is rewritten and the old commit garbage-collected on the server
+    source.git("reset", "-q", "--hard", source.v1)
+    source.git("commit", "-q", "--amend", "-m", "rewritten")
+    source.commit(V2_FMT, "v2 again")
+    sync(source, bare, prune=True)
+    subprocess.run(["git", "-C", str(bare), "reflog", "expire", "--expire=now", "--all"], check=True)
+    subprocess.run(["git", "-C", str(bare), "gc", "-q", "--prune=now"], check=True)
+    clear_cache()
+    try:
+        flow = from_dict(data).get_flow()
+    except IntegrityError as err:  # the registered files are gone: refused, never replaced
+        assert "flows/" in str(err) and source.v1 in str(err)
+    else:  # the objects are identical (same blob ids): the registered code, never other code
+        assert flow.run().results["transform"] == "v1:0,10,20"
+
+
+def test_pinned_commit_is_honoured_and_warm_load_needs_no_server(transport, source, bare):
+    v2 = source.commit(V2_FMT, "v2")
+    sync(source, bare)
+    storage = transport.make(commit=source.v1, flow_name="etl")
+    assert storage.get_flow().run().results["transform"] == "v1:0,10,20"
+    assert transport.make(commit=v2, flow_name="etl").get_flow().run().results["transform"] == "v2:0,10,20"
+    shutil.rmtree(bare)  # the server has nothing any more
+    assert storage.get_flow().run().results["transform"] == "v1:0,10,20"
+
+
+def test_flow_name_selects_the_flow(transport, source):
+    storage = transport.make(branch_name="trunk")
+    assert storage.get_flow("other").name == "other"  # Prefect 1 bug #5503 returned the first flow
+    assert transport.make(branch_name="trunk", flow_name="other").get_flow().name == "other"
+    with pytest.raises(FlowNotFoundError, match=r"defines 2 flows \('etl', 'other'\)"):
+        storage.get_flow()
+
+
+def test_missing_branch_tag_and_commit_are_named(transport, source):
+    with pytest.raises(RefNotFoundError, match="no branch or tag 'nope'"):
+        transport.make(branch_name="nope").get_flow("etl")
+    with pytest.raises(RefNotFoundError, match="no branch or tag 'v9'"):
+        transport.make(tag="v9").get_flow("etl")
+    with pytest.raises(RefNotFoundError, match="0123456789abcdef0123456789abcdef01234567"):
+        transport.make(commit="0123456789abcdef0123456789abcdef01234567").get_flow("etl")
+
+
+def test_tags_resolve(transport, source, bare):
+    source.tag("release-1")
+    source.commit(V2_FMT)
+    sync(source, bare)
+    assert transport.make(tag="release-1").get_flow("etl").run().results["transform"] == "v1:0,10,20"
+
+
+def test_token_travels_in_a_header_only(http, source, tmp_path, caplog):
+    caplog.set_level("DEBUG")
+    storage = http.make(branch_name="trunk")
+    storage.get_flow("etl")
+    server = http.server
+    assert set(server.stats.auth_headers) == {"Basic Y2ktYm90OmdpdFRvazNuLVMzY3JldC1WYWx1ZS0wMTIzNDU2Nzg5"}
+    assert not any(TOKEN in r for r in server.stats.requests)
+    assert TOKEN not in caplog.text and TOKEN not in repr(storage) and TOKEN not in json.dumps(storage.serialize())
+    cache_files = [p for p in Cache().root.rglob("*") if p.is_file()]
+    assert not any(p.name == "config" for p in cache_files)  # no .git/config written anywhere
+    assert not any(TOKEN.encode() in p.read_bytes() for p in cache_files)
+
+
+def test_wrong_token(http, monkeypatch, caplog):
+    caplog.set_level("DEBUG")
+    monkeypatch.setenv("GIT_TOKEN", "wrong-" + TOKEN)
+    with pytest.raises(AuthenticationError, match="HTTP 401.*GIT_TOKEN") as err:
+        http.make(branch_name="trunk").get_flow("etl")
+    assert TOKEN not in str(err.value) + caplog.text
+
+
+def test_unknown_repo(http, monkeypatch):
+    monkeypatch.setenv("CLONE_URL", f"{http.server.url}/nope.git")
+    with pytest.raises(RepoNotFoundError, match="nope.git"):
+        http.make(branch_name="trunk").get_flow("etl")
+
+
+def test_server_dying_mid_fetch_leaves_nothing_half_written(http, source, caplog):
+    caplog.set_level("DEBUG")
+    storage = http.make(commit=source.v1)
+    http.server.die_after = 40
+    with pytest.raises(RemoteError) as err:
+        storage.get_flow("etl")
+    assert TOKEN not in str(err.value) + caplog.text
+    assert not list(Cache().root.glob("trees/**/flows/etl.py"))  # no tree was materialised
+    http.server.die_after = None
+    assert storage.get_flow("etl").run().results["transform"] == "v1:0,10,20"
+
+
+def test_unreachable_server(source, monkeypatch):
+    from ..servers.fixtures import free_port
+
+    monkeypatch.setenv("CLONE_URL", f"http://127.0.0.1:{free_port()}/flows.git")
+    monkeypatch.setenv("GIT_TOKEN", TOKEN)
+    storage = Git("flows/etl.py", "acme/flows", git_clone_url_secret_name="CLONE_URL", git_token_secret_name="GIT_TOKEN")
+    with pytest.raises(RemoteError, match="after 3 attempts") as err:
+        storage.get_flow("etl")
+    assert TOKEN not in str(err.value)
+
+
+def test_fetch_cost_follows_the_closure(tmp_path, source, bare):
+    """With filter support only the closure's blobs cross the wire; without it, the whole commit does."""
+    import os
+
+    from ..servers.fixtures import start_http
+    from ..servers.git_http import configure
+
+    source.commit({"data/big.bin": os.urandom(3_000_000)}, "a big unrelated file")
+    sync(source, bare)
+    server = start_http(bare.parent)
+    try:
+        os.environ["CLONE_URL_BIG"] = f"{server.url}/flows.git"
+        storage = Git("flows/etl.py", "acme/flows", git_clone_url_secret_name="CLONE_URL_BIG", branch_name="trunk")
+        assert storage.get_flow("etl").run().results["transform"] == "v1:0,10,20"
+        filtered = server.stats.bytes_sent
+        assert filtered < 50_000
+        configure(str(bare), allow_filter=False, allow_any_sha1=False)
+        clear_cache()
+        server.stats.reset()
+        assert storage.get_flow("etl").run().results["transform"] == "v1:0,10,20"
+        assert server.stats.bytes_sent > 3_000_000  # the fallback: a shallow fetch of the whole commit
+    finally:
+        os.environ.pop("CLONE_URL_BIG", None)
+        server.stop()
+
+
+def test_token_formats_per_host():
+    assert token_credentials("github.com", "t", None, True).username == "x-access-token"
+    assert token_credentials("gitlab.example.com", "t", None, True).username == "oauth2"
+    assert token_credentials("bitbucket.org", "t", None, True).username == "x-token-auth"
+    assert token_credentials("bitbucket.example.com", "t", None, True).bearer == "t"
+    assert token_credentials("git.example.com", "t", "bob", True).username == "bob"
+    raw = token_credentials("github.com", "user:pass", None, False)
+    assert (raw.username, raw.password) == ("user", "pass")
+
+
+def test_urls_and_credentials_in_clone_url(monkeypatch):
+    monkeypatch.setenv("URL_WITH_CREDS", "https://bob:s3cretpass@git.example.com/acme/flows.git")
+    host = Git("flows/etl.py", "acme/flows", git_clone_url_secret_name="URL_WITH_CREDS").make_host()
+    assert host.url == "https://git.example.com/acme/flows.git"
+    assert Git("f.py", "acme/flows", use_ssh=True).make_host().url == "git@github.com:acme/flows.git"
+    assert Git("f.py", "acme/flows", repo_host="gitlab.com").make_host().url == "https://gitlab.com/acme/flows.git"
