@@ -87,6 +87,46 @@ class _BitbucketBase:
         return call(once, where=self.label(), action=action, not_found=not_found, not_found_hint=hint,
                     auth_hint=self._auth_hint, policy=self._policy)
 
+    # Server and Cloud differ in paths and field names only; these say how.
+    def _default_head(self) -> str:
+        raise NotImplementedError
+
+    def _ref_query(self, kind: str, ref: str) -> tuple[str, dict[str, Any]]:
+        """(path, params) listing the branches or tags (*kind*) whose name matches *ref*."""
+        raise NotImplementedError
+
+    def _ref_sha(self, item: dict[str, Any], ref: str) -> str | None:
+        """The commit of a listed branch/tag when it is exactly *ref*."""
+        raise NotImplementedError
+
+    def _commit(self, ref: str) -> tuple[str, str]:
+        """(path of the commit endpoint for *ref*, name of the field holding its full SHA)."""
+        raise NotImplementedError
+
+    def _pages(self, path: str, action: str, params: dict[str, Any], not_found: type[NotFoundError]) -> Iterator[Any]:
+        raise NotImplementedError
+
+    def _check_repo(self) -> Any:
+        raise NotImplementedError
+
+    def resolve(self, ref: str | None) -> str:
+        """Branches, then tags (every page), then the commit endpoint; None is the default branch."""
+        if ref is None:
+            return self._default_head()
+        for kind in ("branches", "tags"):
+            path, params = self._ref_query(kind, ref)
+            for item in self._pages(path, f"listing {kind} matching {ref!r}", params, RepoNotFoundError):
+                sha = self._ref_sha(item, ref)
+                if sha:
+                    return sha
+        path, field = self._commit(ref)
+        try:
+            commit = self._get(path, f"resolving ref {ref!r}", RefNotFoundError, hint=f"no branch, tag or commit {ref!r}")
+        except RefNotFoundError:
+            self._check_repo()
+            raise
+        return str(commit[field])
+
 
 class BitbucketServerHost(_BitbucketBase):
     def __init__(self, project: str, repo: str, url: str, token: Callable[[], str | None],
@@ -124,23 +164,21 @@ class BitbucketServerHost(_BitbucketBase):
         self._get(self._base, "looking up the repository", RepoNotFoundError,
                   hint="the project or repository does not exist, or the token cannot see it")
 
-    def resolve(self, ref: str | None) -> str:
-        if ref is None:
-            branch = self._get(self._base + "/branches/default", "looking up the default branch", RepoNotFoundError,
-                               hint="the project or repository does not exist, or the token cannot see it")
-            return str(branch["latestCommit"])
-        for kind in ("branches", "tags"):
-            for item in self._pages(f"{self._base}/{kind}", f"listing {kind} matching {ref!r}",
-                                    {"filterText": ref}, RepoNotFoundError):
-                if item.get("displayId") == ref or item.get("id") == ref:
-                    return str(item.get("latestCommit") or item.get("hash"))
-        try:
-            commit = self._get(f"{self._base}/commits/{quote(ref, safe='')}", f"resolving ref {ref!r}",
-                               RefNotFoundError, hint=f"no branch, tag or commit {ref!r}")
-        except RefNotFoundError:
-            self._check_repo()
-            raise
-        return str(commit["id"])
+    def _default_head(self) -> str:
+        branch = self._get(self._base + "/branches/default", "looking up the default branch", RepoNotFoundError,
+                           hint="the project or repository does not exist, or the token cannot see it")
+        return str(branch["latestCommit"])
+
+    def _ref_query(self, kind: str, ref: str) -> tuple[str, dict[str, Any]]:
+        return f"{self._base}/{kind}", {"filterText": ref}
+
+    def _ref_sha(self, item: dict[str, Any], ref: str) -> str | None:
+        if item.get("displayId") == ref or item.get("id") == ref:
+            return str(item.get("latestCommit") or item.get("hash"))
+        return None
+
+    def _commit(self, ref: str) -> tuple[str, str]:
+        return f"{self._base}/commits/{quote(ref, safe='')}", "id"
 
     def tree(self, sha: str) -> dict[str, str | None] | None:
         try:
@@ -192,23 +230,20 @@ class BitbucketCloudHost(_BitbucketBase):
                                            hint="the repository does not exist, or the credentials cannot see it")
         return result
 
-    def resolve(self, ref: str | None) -> str:
-        if ref is None:
-            ref = str(self._check_repo().get("mainbranch", {}).get("name") or "")
-            if not ref:
-                raise RefNotFoundError(f"{self.label()}: the repository has no main branch (empty repository?)")
-        for kind in ("branches", "tags"):
-            for item in self._pages(f"{self._base}/refs/{kind}", f"listing {kind} matching {ref!r}",
-                                    {"q": f'name = "{ref}"', "pagelen": 100}, RepoNotFoundError):
-                if item.get("name") == ref:
-                    return str(item["target"]["hash"])
-        try:
-            commit = self._get(f"{self._base}/commit/{quote(ref, safe='')}", f"resolving ref {ref!r}",
-                               RefNotFoundError, hint=f"no branch, tag or commit {ref!r}")
-        except RefNotFoundError:
-            self._check_repo()
-            raise
-        return str(commit["hash"])
+    def _default_head(self) -> str:
+        name = str(self._check_repo().get("mainbranch", {}).get("name") or "")
+        if not name:
+            raise RefNotFoundError(f"{self.label()}: the repository has no main branch (empty repository?)")
+        return self.resolve(name)
+
+    def _ref_query(self, kind: str, ref: str) -> tuple[str, dict[str, Any]]:
+        return f"{self._base}/refs/{kind}", {"q": f'name = "{ref}"', "pagelen": 100}
+
+    def _ref_sha(self, item: dict[str, Any], ref: str) -> str | None:
+        return str(item["target"]["hash"]) if item.get("name") == ref else None
+
+    def _commit(self, ref: str) -> tuple[str, str]:
+        return f"{self._base}/commit/{quote(ref, safe='')}", "hash"
 
     def tree(self, sha: str) -> dict[str, str | None] | None:
         files: dict[str, str | None] = {}
