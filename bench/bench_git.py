@@ -31,7 +31,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gitflows.cache import Cache  # noqa: E402
 from gitflows.storage.git import Git  # noqa: E402
 from tests.fakes.gitrepo import FLOW_WITH_HELPERS  # noqa: E402
 from tests.servers.git_http import GitHTTPServer, configure  # noqa: E402

@@ -43,6 +43,10 @@ class RefNotFoundError(NotFoundError):
     """A branch, tag or commit does not exist in the repository."""
 
 
+class BucketNotFoundError(NotFoundError):
+    """The bucket or container does not exist (or the credentials cannot see it)."""
+
+
 class PathNotFoundError(NotFoundError):
     """A file (script, pickle, module) does not exist where it was expected."""
 

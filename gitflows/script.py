@@ -97,7 +97,7 @@ def run_script(file_path: str | None = None, file_contents: str | bytes | None =
         display = display_name or file_path
     else:
         filename = f"<gitflows-script-{hashlib.sha256(source.encode()).hexdigest()[:12]}>"
-        display = "<file_contents>"
+        display = display_name or "<file_contents>"
     try:
         code = compile(source, filename, "exec", dont_inherit=True)
     except SyntaxError as exc:

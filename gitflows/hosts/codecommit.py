@@ -14,6 +14,8 @@ import posixpath
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
+from gitflows.aws import STATUS, check_client_options
+from gitflows.aws import client as aws_client
 from gitflows.errors import (
     ConfigurationError,
     NotFoundError,
@@ -24,7 +26,6 @@ from gitflows.errors import (
 from gitflows.hosts.http import HTTPFailure, RetryPolicy, call
 
 T = TypeVar("T")
-FORBIDDEN_OPTIONS = ("aws_access_key_id", "aws_secret_access_key", "aws_session_token")
 NOT_FOUND: dict[str, type[NotFoundError]] = {
     "RepositoryDoesNotExistException": RepoNotFoundError,
     "BranchDoesNotExistException": RefNotFoundError,
@@ -36,19 +37,6 @@ NOT_FOUND: dict[str, type[NotFoundError]] = {
     "FolderDoesNotExistException": PathNotFoundError,
     "BlobIdDoesNotExistException": PathNotFoundError,
 }
-STATUS = {"AccessDeniedException": 403, "UnrecognizedClientException": 401, "InvalidSignatureException": 401,
-          "ExpiredTokenException": 401, "InvalidClientTokenId": 401, "ThrottlingException": 503,
-          "TooManyRequestsException": 503, "EncryptionKeyUnavailableException": 503}
-
-
-def check_client_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
-    options = dict(options or {})
-    leaked = [k for k in FORBIDDEN_OPTIONS if k in options]
-    if leaked:
-        raise ConfigurationError(
-            f"CodeCommit client_options must not hold credentials ({', '.join(leaked)}): a storage is serialized "
-            "and must never carry a secret. Use the AWS credential chain (environment, profile, role).")
-    return options
 
 
 class CodeCommitHost:
@@ -59,7 +47,7 @@ class CodeCommitHost:
         if not repo or "/" in repo:
             raise ConfigurationError(f"CodeCommit repo must be a repository name, got {repo!r}")
         self.repo = repo
-        self.options = check_client_options(client_options)
+        self.options = check_client_options(client_options, "CodeCommit")
         self._policy = policy
         self._client = client
 
@@ -73,14 +61,7 @@ class CodeCommitHost:
 
     def client(self) -> Any:
         if self._client is None:
-            try:
-                import boto3
-                from botocore.config import Config
-            except ImportError:
-                raise ConfigurationError("the CodeCommit storage needs boto3: pip install 'gitflows[aws]'") from None
-            options = dict(self.options)
-            options.setdefault("config", Config(retries={"total_max_attempts": 1}))
-            self._client = boto3.client("codecommit", **options)
+            self._client = aws_client("codecommit", self.options, "aws")
         return self._client
 
     def _call(self, fn: Callable[[], T], action: str, not_found: type[NotFoundError]) -> T:

@@ -23,6 +23,10 @@ STORAGE_TYPES: dict[str, str] = {
     "Bitbucket": "gitflows.storage.bitbucket:Bitbucket",
     "CodeCommit": "gitflows.storage.codecommit:CodeCommit",
     "Git": "gitflows.storage.git:Git",
+    "S3": "gitflows.storage.s3:S3",
+    "GCS": "gitflows.storage.gcs:GCS",
+    "Azure": "gitflows.storage.azure:Azure",
+    "Webhook": "gitflows.storage.webhook:Webhook",
 }
 
 _BASE_ARGS = ("labels", "secrets", "add_default_labels", "stored_as_script", "result")

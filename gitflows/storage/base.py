@@ -125,7 +125,7 @@ class Storage:
         data["stored_as_script"] = self.stored_as_script
         if self.result is not None:
             data["result"] = self.result if _jsonable(self.result) else repr(self.result)
-        text = json.dumps(data, sort_keys=True, default=str)
+        text = json.dumps(data, default=str)
         return json.loads(redact(text))
 
     def restore(self, data: dict[str, Any]) -> None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from gitflows.aws import check_client_options
 from gitflows.hosts import Host
-from gitflows.hosts.codecommit import CodeCommitHost, check_client_options
+from gitflows.hosts.codecommit import CodeCommitHost
 from gitflows.storage.repo import RepoStorage
 
 
@@ -26,7 +27,7 @@ class CodeCommit(RepoStorage):
                  client_options: dict[str, Any] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.repo, self.path, self.commit = repo, path, commit
-        self.client_options = check_client_options(client_options)
+        self.client_options = check_client_options(client_options, "CodeCommit")
 
     def make_host(self) -> Host:
         return CodeCommitHost(self.repo, self.client_options)

@@ -7,13 +7,17 @@ import pytest
 from gitflows import Flow
 from gitflows.errors import ConfigurationError
 from gitflows.storage import STORAGE_TYPES, Storage, from_dict, storage_class
+from gitflows.storage.azure import Azure
 from gitflows.storage.bitbucket import Bitbucket
 from gitflows.storage.codecommit import CodeCommit
+from gitflows.storage.gcs import GCS
 from gitflows.storage.git import Git
 from gitflows.storage.github import GitHub
 from gitflows.storage.gitlab import GitLab
 from gitflows.storage.local import Local
 from gitflows.storage.module import Module
+from gitflows.storage.s3 import S3
+from gitflows.storage.webhook import Webhook
 
 # One example per registered type; a new backend must add itself here (the test below checks).
 EXAMPLES = {
@@ -30,7 +34,21 @@ EXAMPLES = {
                                                  client_options={"region_name": "eu-west-1"})),
     "Git": lambda tmp: _pinned(Git(flow_path="flows/etl.py", repo="acme/flows", repo_host="git.example.com",
                                    flow_name="etl", git_token_secret_name="GIT_TOKEN", branch_name="main")),
+    "S3": lambda tmp: _digested(S3("flows", key="etl/v1", client_options={"region_name": "eu-west-1"},
+                                   upload_options={"ServerSideEncryption": "AES256"})),
+    "GCS": lambda tmp: _digested(GCS("flows", project="acme", stored_as_script=True, key="flows/etl.py",
+                                     local_script_path="flows/etl.py")),
+    "Azure": lambda tmp: _digested(Azure("flows", connection_string_secret="AZ_CONN", blob_name="etl.pickle")),
+    "Webhook": lambda tmp: _digested(Webhook({"url": "https://hooks.example.com/${GITFLOWS_KEY}",
+                                              "headers": {"Authorization": "Bearer ${TOKEN}"}}, "POST",
+                                             {"url": "https://hooks.example.com/${GITFLOWS_KEY}"}, "GET")),
 }
+
+
+def _digested(storage):
+    """A blob storage as build() leaves it: the sha256 of each upload recorded."""
+    storage.digests = {"some-flow": "d" * 64}
+    return storage
 
 
 def _pinned(storage):

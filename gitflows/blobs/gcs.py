@@ -1,0 +1,67 @@
+"""Google Cloud Storage through google-cloud-storage (``STORAGE_EMULATOR_HOST`` is honoured)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from gitflows.errors import AuthenticationError, BucketNotFoundError, ConfigurationError, NotFoundError, PathNotFoundError
+from gitflows.hosts.http import HTTPFailure, RetryPolicy, call
+
+T = TypeVar("T")
+
+
+class GCSStore:
+    def __init__(self, bucket: str, project: str | None = None, policy: RetryPolicy | None = None) -> None:
+        self.bucket, self.project = bucket, project
+        self._policy = policy
+        self._bucket: Any = None
+
+    def label(self) -> str:
+        return f"GCS bucket {self.bucket!r}" + (f" (project {self.project})" if self.project else "")
+
+    def _b(self) -> Any:
+        if self._bucket is None:
+            try:
+                import google.auth.exceptions
+                from google.cloud import storage
+            except ImportError:
+                raise ConfigurationError("the GCS storage needs google-cloud-storage: pip install 'gitflows[gcs]'") \
+                    from None
+            try:
+                client = storage.Client(project=self.project)
+            except (google.auth.exceptions.GoogleAuthError, ValueError) as exc:
+                raise AuthenticationError(f"{self.label()}: no usable Google credentials ({type(exc).__name__}: "
+                                          f"{exc})") from None
+            self._bucket = client.bucket(self.bucket)
+        return self._bucket
+
+    def _call(self, fn: Callable[[], T], key: str, action: str) -> T:
+        def wrapped() -> T:
+            import google.auth.exceptions
+            import requests
+            from google.api_core import exceptions as gexc
+
+            try:
+                return fn()
+            except gexc.NotFound as exc:
+                if "bucket" in str(exc).lower():
+                    raise BucketNotFoundError(f"{self.label()}: {action} {key!r}: the bucket does not exist") from None
+                raise PathNotFoundError(f"{self.label()}: {action} {key!r}: no such object") from None
+            except gexc.GoogleAPICallError as exc:
+                raise HTTPFailure(exc.code or 500, {}, str(exc.message)) from None
+            except google.auth.exceptions.GoogleAuthError as exc:
+                raise AuthenticationError(f"{self.label()}: {action} {key!r}: credentials refused "
+                                          f"({type(exc).__name__})") from None
+            except requests.RequestException as exc:
+                raise HTTPFailure(None, {}, type(exc).__name__) from None
+
+        return call(wrapped, where=self.label(), action=f"{action} {key!r}", not_found=NotFoundError,
+                    auth_hint="check GOOGLE_APPLICATION_CREDENTIALS / the service account", policy=self._policy)
+
+    def put(self, key: str, data: bytes) -> object:
+        return self._call(lambda: self._b().blob(key).upload_from_string(data, retry=None), key, "uploading")
+
+    def get(self, key: str) -> bytes:
+        result: bytes = self._call(lambda: self._b().blob(key).download_as_bytes(retry=None), key, "downloading")
+        return result
