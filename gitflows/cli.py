@@ -83,16 +83,57 @@ def check(files: tuple[str, ...]) -> None:
 
 
 @cli.command()
-@click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--flow", "flow_name", metavar="NAME", help="Which flow, when the file defines several.")
+@click.argument("target")
+@click.option("--flow", "flow_name", metavar="NAME", help="Which flow, when FILE defines several.")
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
               help="A parameter value (repeatable). Read as JSON when it parses (n=5 is the number 5), "
                    "else as a string.")
-def run(file: str, flow_name: str | None, params: tuple[str, ...]) -> None:
-    """Run a flow from FILE in this process and print each task's outcome."""
-    from gitflows.script import extract_flow_from_file
+@click.option("--version", "version", type=int, help="With a registered NAME: run this version (default: latest).")
+@click.option("--wait", is_flag=True, help="With a registered NAME: wait for the run to finish and show it.")
+@click.option("--timeout", type=float, default=600, show_default=True, help="How long --wait waits (seconds).")
+def run(target: str, flow_name: str | None, params: tuple[str, ...], version: int | None, wait: bool,
+        timeout: float) -> None:
+    """Run a flow: TARGET is a script FILE (run here, now) or a registered flow NAME (a run for agents).
+
+    \b
+    gitflows run flows/etl.py --param n=5      run the script's flow in this process
+    gitflows run etl --param n=5 [--wait]      schedule a run of the latest registered version
+    """
+    import os
 
     parameters = parse_params(params)
+    if target.endswith(".py") or os.path.isfile(target):
+        _run_file(target, flow_name, parameters)
+        return
+    from gitflows.registry import open_registry
+
+    registry = open_registry()
+    record = registry.get_version(target, version)
+    created = registry.create_run(target, record.version, parameters)
+    click.echo(f"run {created.id}: {target} v{record.version} at {record.sha or '-'} scheduled"
+               + (" (version pending: it runs once its commit is on the remote)" if record.state == "pending" else ""))
+    if not wait:
+        return
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        current = registry.get_run(created.id)
+        if current.state in ("success", "failed", "lost"):
+            click.echo(f"run {current.id}: {current.state}" + (f": {current.error}" if current.error else ""))
+            if current.logs:
+                click.echo(current.logs.rstrip())
+            if current.state != "success":
+                sys.exit(EXIT_PROBLEMS)
+            return
+        time.sleep(0.2)
+    click.echo(f"run {created.id}: still {registry.get_run(created.id).state} after {timeout:.0f}s", err=True)
+    sys.exit(EXIT_PROBLEMS)
+
+
+def _run_file(file: str, flow_name: str | None, parameters: dict[str, Any]) -> None:
+    from gitflows.script import extract_flow_from_file
+
     flow = extract_flow_from_file(file_path=file, flow_name=flow_name)
     click.echo(f"running flow {flow.name!r} from {file}", err=True)
     state = flow.run(parameters=parameters)
@@ -112,14 +153,18 @@ def _short(value: Any, limit: int = 60) -> str:
 
 
 @cli.command()
-@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("file", type=click.Path(dir_okay=False), required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def flows(file: str, as_json: bool) -> None:
-    """List the flows FILE defines, with their storage.
+def flows(file: str | None, as_json: bool) -> None:
+    """List flows: those FILE defines, or without FILE those the registry holds.
 
-    Runs the script when its imports are installed (exact storage settings);
-    otherwise reads its syntax tree and says so.
+    For FILE, runs the script when its imports are installed (exact storage settings); otherwise
+    reads its syntax tree and says so. Without FILE: every registered flow's latest version, its
+    pinned SHA and state (pending until the commit is on the remote).
     """
+    if file is None:
+        _registry_flows(as_json)
+        return
     from gitflows.errors import ScriptError
     from gitflows.script import extract_flows, inspect_file
 
@@ -154,6 +199,160 @@ def flows(file: str, as_json: bool) -> None:
         else:
             desc = "no storage"
         click.echo(f"{row['name']}\t{desc}")
+
+
+def _registry_flows(as_json: bool) -> None:
+    from gitflows.registry import open_registry
+
+    registry = open_registry()
+    versions = registry.flows()
+    if as_json:
+        click.echo(json.dumps([{"name": v.name, "version": v.version, "sha": v.sha, "path": v.path, "state": v.state,
+                                "labels": v.labels, "fingerprint": v.fingerprint} for v in versions], indent=2))
+        return
+    if not versions:
+        click.echo(f"no flows registered in {registry.dialect.describe()}")
+    for v in versions:
+        click.echo(f"{v.name}\tv{v.version}\t{(v.sha or '-')[:12]}\t{v.state}\t{v.path or '-'}")
+
+
+@cli.command()
+@click.argument("name", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--limit", type=int, default=50, show_default=True)
+def runs(name: str | None, as_json: bool, limit: int) -> None:
+    """List flow runs in the registry (of flow NAME, or all), newest first."""
+    from gitflows.registry import open_registry
+
+    items = open_registry().runs(name, limit)
+    if as_json:
+        click.echo(json.dumps([{k: getattr(r, k) for k in ("id", "flow_name", "version", "state", "attempts", "agent",
+                                                           "error", "parameters")} for r in items], indent=2))
+        return
+    for r in items:
+        click.echo(f"{r.id}\t{r.flow_name}\tv{r.version}\t{r.state}\tattempts={r.attempts}\t{r.agent or '-'}"
+                   + (f"\t{r.error}" if r.error else ""))
+
+
+@cli.command()
+@click.argument("paths", nargs=-1)
+@click.option("--hook", is_flag=True, help="Pre-push mode: the range comes from PRE_COMMIT_FROM_REF/"
+                                           "PRE_COMMIT_TO_REF (pre-commit) or stdin (a plain git pre-push hook).")
+@click.option("--from", "from_ref", metavar="REF", help="Register flows changed since REF ...")
+@click.option("--to", "to_ref", metavar="REF", default="HEAD", show_default=True, help="... up to REF (pinned there).")
+@click.option("--remote", default=None, help="Remote name (hook argument); informational.")
+@click.option("--remote-url", default=None, help="Remote URL (hook argument); informational.")
+@click.option("--confirm", "confirm_only", is_flag=True, help="Only confirm pending versions whose commit is now on "
+                                                               "the remote (run this in CI after a merge).")
+@click.option("--confirmed", is_flag=True, help="Register as confirmed right away (CI after the push).")
+def register(paths: tuple[str, ...], hook: bool, from_ref: str | None, to_ref: str, remote: str | None,
+             remote_url: str | None, confirm_only: bool, confirmed: bool) -> None:
+    """Register flows, pinned to a commit, in the registry (GITFLOWS_REGISTRY).
+
+    \b
+    gitflows register flows/etl.py          the flows in these scripts, at HEAD
+    gitflows register --from origin/main    flows changed since origin/main (script or imported modules)
+    gitflows register --hook                in a pre-push hook: the pushed range, as pending
+    gitflows register --confirm             confirm pending versions now visible on the remote
+
+    An unchanged flow (same fingerprint and files) gets no new version. A pending version is never run
+    by an agent; it is confirmed when its commit is visible on the remote.
+    """
+    import os
+
+    from gitflows.register import ZERO, confirm_pending, git, register_commit
+    from gitflows.registry import open_registry
+    from gitflows.workspace import find_repo_root
+
+    registry = open_registry()
+    if not confirm_only:
+        root = find_repo_root(os.getcwd())
+        if root is None:
+            raise click.UsageError("not inside a git repository")
+        ranges: list[tuple[str | None, str]] = []
+        if hook:
+            env_from, env_to = os.environ.get("PRE_COMMIT_FROM_REF"), os.environ.get("PRE_COMMIT_TO_REF")
+            if env_to:
+                ranges.append((env_from, env_to))
+            elif not sys.stdin.isatty():
+                for line in sys.stdin.read().splitlines():
+                    parts = line.split()
+                    if len(parts) == 4 and parts[1] != ZERO:  # a deleted ref pushes nothing
+                        ranges.append((parts[3], parts[1]))
+        else:
+            ranges.append((from_ref, to_ref))
+        state = "confirmed" if confirmed else "pending"
+        for old, new in ranges:
+            sha = git(root, "rev-parse", "--verify", f"{new}^{{commit}}").decode().strip()
+            base = git(root, "rev-parse", "--verify", f"{old}^{{commit}}").decode().strip() if old and old != ZERO \
+                else None
+            outcomes = register_commit(registry, root, sha, base, paths or None, state)
+            for o in outcomes:
+                click.echo(f"{o.path}: {o.name}: {o.message}")
+            if not outcomes:
+                click.echo(f"no flow changed in {(base or 'the start')[:12]}..{sha[:12]}", err=True)
+    results = confirm_pending(registry)
+    for version, ok in results:
+        if ok:
+            short = (version.sha or "-")[:12]
+            click.echo(f"{version.name}: version {version.version} confirmed (commit {short} "
+                       "is on the remote)")
+
+
+@cli.command()
+@click.option("--label", "labels", multiple=True, help="Labels this agent serves (repeatable); a flow runs on an "
+                                                     "agent that has all of the flow's labels.")
+@click.option("--concurrency", type=int, default=1, show_default=True, help="Runs in parallel.")
+@click.option("--once", is_flag=True, help="Run every run that is due now, then exit.")
+@click.option("--lease", type=float, default=30, show_default=True,
+              help="Seconds without a heartbeat after which a run is taken back from its agent.")
+@click.option("--timeout", type=float, default=3600, show_default=True, help="Seconds a run may take.")
+@click.option("--poll", type=float, default=1.0, show_default=True, help="Seconds between looks for due runs.")
+def agent(labels: tuple[str, ...], concurrency: int, once: bool, lease: float, timeout: float, poll: float) -> None:
+    """Claim due runs from the registry and run each flow at its pinned commit, in a child process.
+
+    Each flow is loaded through its storage (cache first), every file checked against the registered
+    blob ids. SIGTERM stops claiming and lets the runs in hand finish.
+    """
+    from gitflows.agent import Agent
+
+    done = Agent(labels=list(labels), concurrency=concurrency, lease=lease, timeout=timeout, poll=poll,
+                 echo=True).run(once=once)
+    failed = [r for r, state in done if state != "success"]
+    if once and failed:
+        sys.exit(EXIT_PROBLEMS)
+
+
+@cli.group()
+def hooks() -> None:
+    """Git hooks for users without the pre-commit framework."""
+
+
+@hooks.command("install")
+@click.option("--force", is_flag=True, help="Replace existing hooks.")
+def hooks_install(force: bool) -> None:
+    """Install the pre-commit (gitflows check) and pre-push (gitflows register) hooks in this repository."""
+    import os
+    import shutil
+    from importlib import resources
+
+    from gitflows.register import git
+    from gitflows.workspace import find_repo_root
+
+    root = find_repo_root(os.getcwd())
+    if root is None:
+        raise click.UsageError("not inside a git repository")
+    hooks_dir = git(root, "rev-parse", "--git-path", "hooks").decode().strip()
+    hooks_dir = hooks_dir if os.path.isabs(hooks_dir) else os.path.join(root, hooks_dir)
+    os.makedirs(hooks_dir, exist_ok=True)
+    for name in ("pre-commit", "pre-push"):
+        target = os.path.join(hooks_dir, name)
+        if os.path.exists(target) and not force:
+            raise click.UsageError(f"{target} exists; use --force to replace it")
+        with resources.as_file(resources.files("gitflows") / "hook_scripts" / name) as source:
+            shutil.copyfile(source, target)
+        os.chmod(target, 0o755)
+        click.echo(f"installed {target}")
 
 
 @cli.group()

@@ -1,0 +1,210 @@
+"""Registering flows from a git repository, pinned to a commit (what the pre-push hook runs).
+
+Reads everything from the git object database at the pushed commit (``git ls-tree``, ``git
+cat-file``): no checkout, and the working tree may differ. A flow script is registered when it, or a
+repository file it imports, changed in the pushed range (or when it is named explicitly). Each
+version records the commit SHA, the closure with its blob ids, and the flow's fingerprint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from gitflows.cache import Cache
+from gitflows.errors import ConfigurationError, GitflowsError, ScriptError
+from gitflows.imports import local_closure, safe_relpath
+from gitflows.redact import get_logger
+from gitflows.registry import FlowVersion, Registry
+from gitflows.script import UNKNOWN, extract_flows, inspect_file
+from gitflows.storage import from_dict
+from gitflows.storage.repo import RepoStorage
+
+log = get_logger(__name__)
+ZERO = "0" * 40
+
+
+def git(root: str, *args: str, input: bytes | None = None) -> bytes:
+    out = subprocess.run(["git", "-C", root, *args], capture_output=True, input=input)
+    if out.returncode != 0:
+        raise GitflowsError(f"git {' '.join(args[:3])} failed in {root}: {out.stderr.decode(errors='replace').strip()}")
+    return out.stdout
+
+
+class Snapshot:
+    """The files of one commit, read lazily from the object database."""
+
+    def __init__(self, root: str, sha: str) -> None:
+        self.root, self.sha = root, sha
+        self.blobs: dict[str, str] = {}
+        for line in git(root, "ls-tree", "-r", "-z", sha).split(b"\0"):
+            if not line:
+                continue
+            meta, path = line.split(b"\t", 1)
+            mode, kind, oid = meta.split()
+            if kind == b"blob":
+                self.blobs[path.decode("utf-8", "surrogateescape")] = oid.decode()
+        self._data: dict[str, bytes] = {}
+
+    def read(self, path: str) -> bytes:
+        if path not in self._data:
+            self._data[path] = git(self.root, "cat-file", "blob", self.blobs[path])
+        return self._data[path]
+
+    def read_many(self, paths: Iterable[str]) -> None:
+        wanted = [p for p in paths if p not in self._data and p in self.blobs]
+        if not wanted:
+            return
+        out = git(self.root, "cat-file", "--batch", input="".join(self.blobs[p] + "\n" for p in wanted).encode())
+        pos = 0
+        for p in wanted:
+            header_end = out.index(b"\n", pos)
+            size = int(out[pos:header_end].split()[2])
+            self._data[p] = out[header_end + 1: header_end + 1 + size]
+            pos = header_end + 1 + size + 1
+
+    def closure(self, script: str) -> list[tuple[str, str]]:
+        paths = local_closure(script, read=self.read, exists=lambda p: p in self.blobs, prefetch=self.read_many)
+        return [(p, self.blobs[p]) for p in paths]
+
+
+def flow_scripts(snap: Snapshot) -> list[str]:
+    """Python files at the commit that define flows (a quick text test, then the syntax tree)."""
+    pys = [p for p in snap.blobs if p.endswith(".py")]
+    snap.read_many(pys)
+    return [p for p in pys if b"Flow(" in snap.read(p)]
+
+
+def changed_files(root: str, old: str | None, new: str) -> set[str] | None:
+    """Paths changed between two commits; None means 'everything' (a new branch, or no base)."""
+    if not old or old == ZERO:
+        return None
+    out = git(root, "diff", "--name-only", "-z", old, new)
+    return {p for p in out.decode("utf-8", "surrogateescape").split("\0") if p}
+
+
+@dataclass
+class Outcome:
+    name: str
+    path: str
+    version: int | None
+    created: bool
+    message: str
+
+
+def _static_fingerprint(info_flow: Any, tasks: dict[str, str]) -> str:
+    data = {"name": info_flow.name, "parameters": info_flow.parameters, "tasks": sorted(info_flow.tasks),
+            "sources": {t: tasks.get(t) for t in sorted(set(info_flow.tasks))}}
+    return "static:" + hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def register_commit(registry: Registry, root: str, sha: str, old: str | None = None,
+                    paths: Iterable[str] | None = None, state: str = "pending") -> list[Outcome]:
+    """Register the flows at commit *sha* whose script or imported files changed since *old*
+    (or the scripts in *paths*)."""
+    snap = Snapshot(root, sha)
+    scripts = flow_scripts(snap)
+    if paths is not None:
+        wanted = {safe_relpath(p) for p in paths}
+        missing = sorted(wanted - set(snap.blobs))
+        if missing:
+            raise ConfigurationError(f"not in commit {sha[:12]}: {', '.join(missing)}")
+        scripts = [s for s in scripts if s in wanted]
+    changed = changed_files(root, old, sha)
+    outcomes: list[Outcome] = []
+    cache = Cache()
+    for script in scripts:
+        closure = snap.closure(script)
+        if changed is not None and not changed & {p for p, _ in closure}:
+            continue
+        outcomes.extend(_register_script(registry, snap, script, closure, cache, state))
+    return outcomes
+
+
+def _register_script(registry: Registry, snap: Snapshot, script: str, closure: list[tuple[str, str]], cache: Cache,
+                     state: str) -> list[Outcome]:
+    try:
+        info = inspect_file(contents=snap.read(script))
+    except ScriptError as exc:
+        return [Outcome("?", script, None, False, f"not registered: {exc}")]
+    files = {p: snap.read(p) for p, _ in closure}
+    tree = cache.materialise(("registered", snap.sha[:2], snap.sha, hashlib.sha1(repr(closure).encode()).hexdigest()[:16]),
+                             files)
+    executed: dict[str, str] = {}
+    try:
+        with cache.using(tree):
+            for flow in extract_flows(file_path=str(tree.joinpath(*script.split("/"))), extra_paths=[str(tree)],
+                                      display_name=f"{script} at {snap.sha[:12]}"):
+                executed[flow.name] = flow.fingerprint()
+    except ScriptError as exc:
+        if not isinstance(exc.__cause__, ImportError):
+            return [Outcome("?", script, None, False, f"not registered: {exc}")]
+        log.info("%s: its imports are not installed here; fingerprinting from the syntax tree", script)
+    outcomes = []
+    for sf in info.flows:
+        if sf.name is None:
+            outcomes.append(Outcome("?", script, None, False, "not registered: the flow name is not a literal"))
+            continue
+        if sf.storage is None:
+            outcomes.append(Outcome(sf.name, script, None, False, "not registered: the flow has no storage"))
+            continue
+        dynamic = [k for k, v in sf.storage.args.items() if isinstance(v, str) and v.startswith(UNKNOWN)]
+        if dynamic:
+            outcomes.append(Outcome(sf.name, script, None, False, f"not registered: storage argument(s) "
+                                    f"{', '.join(dynamic)} are computed at run time"))
+            continue
+        try:
+            storage = from_dict({"type": sf.storage.type, **sf.storage.args})
+        except GitflowsError as exc:
+            outcomes.append(Outcome(sf.name, script, None, False, f"not registered: {exc}"))
+            continue
+        if not isinstance(storage, RepoStorage):
+            outcomes.append(Outcome(sf.name, script, None, False, f"not registered: {sf.storage.type} storage does not "
+                                    "load from this repository (register it with its own build())"))
+            continue
+        declared = storage.script_path
+        if declared and safe_relpath(declared) != script:
+            outcomes.append(Outcome(sf.name, script, None, False, f"not registered: storage {storage.path_field}="
+                                    f"{declared!r} is not the script's path {script!r}"))
+            continue
+        storage.flows[sf.name] = script
+        storage.sha = snap.sha
+        storage.closures[sf.name] = closure
+        fingerprint = executed.get(sf.name) or _static_fingerprint(sf, info.tasks)
+        data = storage.serialize()
+        version = FlowVersion(name=sf.name, version=0, storage=data, repo=getattr(storage, "repo", None),
+                              path=script, requested_ref=storage.requested_ref, sha=snap.sha, closure=closure,
+                              fingerprint=fingerprint, labels=storage.labels, state=state, registered_at=0.0)
+        current, created = registry.register(version)
+        note = "registered" if created else "unchanged"
+        outcomes.append(Outcome(sf.name, script, current.version, created,
+                                f"{note}: version {current.version} at {snap.sha[:12]} ({current.state})"))
+    return outcomes
+
+
+def visible_on_remote(version: FlowVersion) -> bool:
+    """Whether the version's commit can be fetched from where its storage loads from."""
+    storage = from_dict(version.storage)
+    if not isinstance(storage, RepoStorage) or not version.sha:
+        return True
+    try:
+        storage.make_host().tree(version.sha)
+        return True
+    except GitflowsError as exc:
+        log.info("%s v%d: commit %s not visible on the remote yet (%s)", version.name, version.version, version.sha, exc)
+        return False
+
+
+def confirm_pending(registry: Registry) -> list[tuple[FlowVersion, bool]]:
+    """Confirm every pending version whose commit is now on the remote."""
+    results = []
+    for version in registry.pending():
+        ok = visible_on_remote(version)
+        if ok:
+            registry.confirm(version.name, version.version)
+        results.append((version, ok))
+    return results

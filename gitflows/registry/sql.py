@@ -1,0 +1,384 @@
+"""One registry implementation over the DB-API, for SQLite and PostgreSQL.
+
+What is safe concurrently (many processes, many machines on PostgreSQL):
+
+* ``register`` serialises per flow name (SQLite: ``BEGIN IMMEDIATE``; PostgreSQL: a transaction-level
+  advisory lock on the name), so parallel registrations never lose or duplicate a version, and an
+  unchanged flow (same fingerprint and closure) gets no new version.
+* ``claim`` is a conditional update (``... WHERE id = ? AND state = 'scheduled'``): exactly one agent
+  wins a run, whatever the number of agents.
+* ``reap`` returns runs whose heartbeat lease expired to ``scheduled`` (attempts left) or ``lost``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from gitflows.errors import ConfigurationError, FlowNotFoundError, GitflowsError, NotFoundError
+from gitflows.redact import get_logger
+
+log = get_logger(__name__)
+
+RUN_STATES = ("scheduled", "claimed", "running", "success", "failed", "lost")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS flow_versions (
+    id {pk},
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    storage TEXT NOT NULL,
+    repo TEXT,
+    path TEXT,
+    requested_ref TEXT,
+    sha TEXT,
+    closure TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    labels TEXT NOT NULL,
+    state TEXT NOT NULL,
+    max_attempts INTEGER NOT NULL DEFAULT 2,
+    registered_at DOUBLE PRECISION NOT NULL,
+    UNIQUE (name, version)
+);
+CREATE TABLE IF NOT EXISTS runs (
+    id {pk},
+    flow_name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    parameters TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    max_attempts INTEGER NOT NULL DEFAULT 2,
+    agent TEXT,
+    heartbeat DOUBLE PRECISION,
+    created_at DOUBLE PRECISION NOT NULL,
+    due_at DOUBLE PRECISION NOT NULL,
+    started_at DOUBLE PRECISION,
+    finished_at DOUBLE PRECISION,
+    error TEXT,
+    logs TEXT
+);
+CREATE INDEX IF NOT EXISTS runs_state_due ON runs (state, due_at);
+"""
+
+
+@dataclass
+class FlowVersion:
+    name: str
+    version: int
+    storage: dict[str, Any]
+    repo: str | None
+    path: str | None
+    requested_ref: str | None
+    sha: str | None
+    closure: list[tuple[str, str]]
+    fingerprint: str
+    labels: list[str]
+    state: str
+    registered_at: float
+    max_attempts: int = 2
+
+
+@dataclass
+class Run:
+    id: int
+    flow_name: str
+    version: int
+    parameters: dict[str, Any]
+    state: str
+    attempts: int
+    max_attempts: int
+    agent: str | None
+    heartbeat: float | None
+    created_at: float
+    due_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+    error: str | None = None
+    logs: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class SQLiteDialect:
+    name = "sqlite"
+    pk = "INTEGER PRIMARY KEY AUTOINCREMENT"
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+
+    def connect(self) -> Any:
+        conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA busy_timeout=60000")
+        return conn
+
+    def q(self, sql: str) -> str:
+        return sql
+
+    def begin_exclusive(self, conn: Any, key: str) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+
+    def begin(self, conn: Any) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+
+    def describe(self) -> str:
+        return f"sqlite:///{self.path}"
+
+
+class PostgresDialect:
+    name = "postgresql"
+    pk = "BIGSERIAL PRIMARY KEY"
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def connect(self) -> Any:
+        try:
+            import psycopg
+        except ImportError:
+            raise ConfigurationError("the PostgreSQL registry needs psycopg: pip install 'gitflows[postgres]'") from None
+        try:
+            return psycopg.connect(self.url, autocommit=True, connect_timeout=10)
+        except psycopg.OperationalError as exc:
+            raise GitflowsError(f"registry {self.describe()}: cannot connect ({str(exc).splitlines()[0]})") from None
+
+    def q(self, sql: str) -> str:
+        return sql.replace("?", "%s")
+
+    def begin_exclusive(self, conn: Any, key: str) -> None:
+        conn.execute("BEGIN")
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (key,))
+
+    def begin(self, conn: Any) -> None:
+        conn.execute("BEGIN")
+
+    def describe(self) -> str:
+        from gitflows.workspace import without_credentials
+
+        return without_credentials(self.url)
+
+
+class Registry:
+    """Flow versions and runs. Cheap to create; one connection per instance, opened lazily."""
+
+    def __init__(self, dialect: Any, url: str) -> None:
+        self.dialect = dialect
+        self.url = url
+        self._conn: Any = None
+
+    def __repr__(self) -> str:
+        return f"Registry({self.dialect.describe()!r})"
+
+    # -- plumbing -------------------------------------------------------------------
+    def conn(self) -> Any:
+        if self._conn is None:
+            self._conn = self.dialect.connect()
+            for statement in SCHEMA.format(pk=self.dialect.pk).split(";"):
+                if statement.strip():
+                    self._retry(lambda s=statement: self._conn.execute(s))
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _retry(self, fn: Any) -> Any:
+        for attempt in range(20):
+            try:
+                return fn()
+            except Exception as exc:  # a concurrent CREATE TABLE on PostgreSQL, a busy SQLite
+                if attempt == 19 or not _transient(exc):
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+
+    def _exec(self, sql: str, args: Sequence[Any] = ()) -> Any:
+        return self.conn().execute(self.dialect.q(sql), tuple(args))
+
+    @contextmanager
+    def _tx(self, key: str | None = None) -> Iterator[Any]:
+        conn = self.conn()
+        if key is None:
+            self.dialect.begin(conn)
+        else:
+            self.dialect.begin_exclusive(conn, key)
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    # -- versions -------------------------------------------------------------------
+    def register(self, version: FlowVersion) -> tuple[FlowVersion, bool]:
+        """Record a new version unless the latest has the same fingerprint and closure.
+        Returns (the version now current, whether it was created)."""
+
+        def attempt() -> tuple[FlowVersion, bool]:
+            with self._tx(f"gitflows:{version.name}"):
+                latest = self.latest(version.name)
+                if latest and latest.fingerprint == version.fingerprint and \
+                        [list(c) for c in latest.closure] == [list(c) for c in version.closure]:
+                    return latest, False
+                version.version = (latest.version + 1) if latest else 1
+                version.registered_at = time.time()
+                self._exec("INSERT INTO flow_versions (name, version, storage, repo, path, requested_ref, sha, closure, "
+                           "fingerprint, labels, state, max_attempts, registered_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                           (version.name, version.version, json.dumps(version.storage), version.repo, version.path,
+                            version.requested_ref, version.sha, json.dumps(version.closure), version.fingerprint,
+                            json.dumps(version.labels), version.state, version.max_attempts, version.registered_at))
+                return version, True
+
+        return self._retry(attempt)
+
+    def _version(self, row: Sequence[Any]) -> FlowVersion:
+        return FlowVersion(name=row[0], version=row[1], storage=json.loads(row[2]), repo=row[3], path=row[4],
+                           requested_ref=row[5], sha=row[6], closure=[tuple(c) for c in json.loads(row[7])],
+                           fingerprint=row[8], labels=json.loads(row[9]), state=row[10], max_attempts=row[11],
+                           registered_at=row[12])
+
+    _VCOLS = ("name, version, storage, repo, path, requested_ref, sha, closure, fingerprint, labels, state, "
+              "max_attempts, registered_at")
+
+    def latest(self, name: str) -> FlowVersion | None:
+        row = self._exec(f"SELECT {self._VCOLS} FROM flow_versions WHERE name = ? ORDER BY version DESC LIMIT 1",
+                         (name,)).fetchone()
+        return self._version(row) if row else None
+
+    def get_version(self, name: str, version: int | None = None) -> FlowVersion:
+        if version is None:
+            found = self.latest(name)
+        else:
+            row = self._exec(f"SELECT {self._VCOLS} FROM flow_versions WHERE name = ? AND version = ?",
+                             (name, version)).fetchone()
+            found = self._version(row) if row else None
+        if found is None:
+            known = ", ".join(v.name for v in self.flows()) or "none"
+            what = f"flow {name!r}" + (f" version {version}" if version is not None else "")
+            raise FlowNotFoundError(f"{what} is not registered in {self.dialect.describe()}; registered flows: {known}")
+        return found
+
+    def versions(self, name: str | None = None) -> list[FlowVersion]:
+        if name is None:
+            rows = self._exec(f"SELECT {self._VCOLS} FROM flow_versions ORDER BY name, version").fetchall()
+        else:
+            rows = self._exec(f"SELECT {self._VCOLS} FROM flow_versions WHERE name = ? ORDER BY version",
+                              (name,)).fetchall()
+        return [self._version(r) for r in rows]
+
+    def flows(self) -> list[FlowVersion]:
+        """The latest version of every flow."""
+        latest: dict[str, FlowVersion] = {}
+        for v in self.versions():
+            latest[v.name] = v
+        return list(latest.values())
+
+    def pending(self) -> list[FlowVersion]:
+        return [v for v in self.versions() if v.state == "pending"]
+
+    def confirm(self, name: str, version: int) -> None:
+        self._retry(lambda: self._exec("UPDATE flow_versions SET state = 'confirmed' WHERE name = ? AND version = ?",
+                                       (name, version)))
+
+    # -- runs -------------------------------------------------------------------------
+    _RCOLS = ("id, flow_name, version, parameters, state, attempts, max_attempts, agent, heartbeat, created_at, due_at, "
+              "started_at, finished_at, error, logs")
+
+    def _run(self, row: Sequence[Any]) -> Run:
+        return Run(id=row[0], flow_name=row[1], version=row[2], parameters=json.loads(row[3]), state=row[4],
+                   attempts=row[5], max_attempts=row[6], agent=row[7], heartbeat=row[8], created_at=row[9],
+                   due_at=row[10], started_at=row[11], finished_at=row[12], error=row[13], logs=row[14])
+
+    def create_run(self, name: str, version: int | None = None, parameters: dict[str, Any] | None = None) -> Run:
+        v = self.get_version(name, version)
+        now = time.time()
+        row = self._retry(lambda: self._exec(
+            f"INSERT INTO runs (flow_name, version, parameters, state, attempts, max_attempts, created_at, due_at) "
+            f"VALUES (?,?,?,'scheduled',0,?,?,?) RETURNING {self._RCOLS}",
+            (v.name, v.version, json.dumps(parameters or {}), v.max_attempts, now, now)).fetchone())
+        return self._run(row)
+
+    def get_run(self, run_id: int) -> Run:
+        row = self._exec(f"SELECT {self._RCOLS} FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"run {run_id} is not in {self.dialect.describe()}")
+        return self._run(row)
+
+    def runs(self, name: str | None = None, limit: int = 1000) -> list[Run]:
+        if name:
+            rows = self._exec(f"SELECT {self._RCOLS} FROM runs WHERE flow_name = ? ORDER BY id DESC LIMIT ?",
+                              (name, limit)).fetchall()
+        else:
+            rows = self._exec(f"SELECT {self._RCOLS} FROM runs ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+        return [self._run(r) for r in rows]
+
+    def due(self, limit: int = 50) -> list[Run]:
+        rows = self._exec(f"SELECT {self._RCOLS} FROM runs WHERE state = 'scheduled' AND due_at <= ? ORDER BY due_at, id "
+                          "LIMIT ?", (time.time(), limit)).fetchall()
+        return [self._run(r) for r in rows]
+
+    def claim(self, run_id: int, agent: str) -> bool:
+        """Take a scheduled run for *agent*; True for exactly one caller."""
+        cur = self._retry(lambda: self._exec(
+            "UPDATE runs SET state = 'claimed', agent = ?, heartbeat = ?, attempts = attempts + 1 "
+            "WHERE id = ? AND state = 'scheduled'", (agent, time.time(), run_id)))
+        return bool(cur.rowcount == 1)
+
+    def heartbeat(self, run_id: int, agent: str) -> bool:
+        """Extend the lease; False when the run is no longer this agent's."""
+        cur = self._retry(lambda: self._exec(
+            "UPDATE runs SET heartbeat = ? WHERE id = ? AND agent = ? AND state IN ('claimed', 'running')",
+            (time.time(), run_id, agent)))
+        return bool(cur.rowcount == 1)
+
+    def start(self, run_id: int, agent: str) -> None:
+        self._retry(lambda: self._exec("UPDATE runs SET state = 'running', started_at = ?, heartbeat = ? "
+                                       "WHERE id = ? AND agent = ?", (time.time(), time.time(), run_id, agent)))
+
+    def finish(self, run_id: int, agent: str, state: str, error: str | None = None, logs: str | None = None) -> bool:
+        cur = self._retry(lambda: self._exec(
+            "UPDATE runs SET state = ?, finished_at = ?, error = ?, logs = ? WHERE id = ? AND agent = ? "
+            "AND state IN ('claimed', 'running')", (state, time.time(), error, logs, run_id, agent)))
+        return bool(cur.rowcount == 1)
+
+    def postpone(self, run_id: int, agent: str, seconds: float, note: str) -> None:
+        """Give a claimed run back (e.g. its commit is not on the remote yet) to be tried again later."""
+        self._retry(lambda: self._exec(
+            "UPDATE runs SET state = 'scheduled', agent = NULL, due_at = ?, attempts = attempts - 1, error = ? "
+            "WHERE id = ? AND agent = ?", (time.time() + seconds, note, run_id, agent)))
+
+    def reap(self, lease: float) -> list[tuple[int, str]]:
+        """Runs whose agent stopped heartbeating for *lease* seconds: rescheduled, or lost when out of attempts."""
+        cutoff = time.time() - lease
+        changed: list[tuple[int, str]] = []
+        with self._tx("gitflows:reap"):
+            rows = self._exec("SELECT id, attempts, max_attempts, agent FROM runs WHERE state IN ('claimed', 'running') "
+                              "AND heartbeat < ?", (cutoff,)).fetchall()
+            for run_id, attempts, max_attempts, agent in rows:
+                note = f"agent {agent} stopped heartbeating (lease {lease:.0f}s expired) on attempt {attempts}"
+                if attempts < max_attempts:
+                    self._exec("UPDATE runs SET state = 'scheduled', agent = NULL, due_at = ?, error = ? WHERE id = ?",
+                               (time.time(), note, run_id))
+                    changed.append((run_id, "scheduled"))
+                else:
+                    self._exec("UPDATE runs SET state = 'lost', finished_at = ?, error = ? WHERE id = ?",
+                               (time.time(), note + f"; no attempts left ({max_attempts})", run_id))
+                    changed.append((run_id, "lost"))
+        return changed
+
+
+def _transient(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return ("locked" in text or "busy" in text or "deadlock" in text or "already exists" in text
+            or "duplicate key" in text or "could not serialize" in text)
+
+
+def agent_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
