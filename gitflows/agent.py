@@ -140,6 +140,8 @@ class Agent:
         if not reg.finish(run.id, self.name, state, error, logs):
             self.say(f"run {run.id}: finished but no longer ours (lease expired); result dropped")
             return "dropped"
+        if self.echo and logs.strip():
+            print("\n".join(f"    | {line}" for line in logs.rstrip().splitlines()), flush=True)
         self.say(f"run {run.id}: {state}" + (f": {error}" if error else ""))
         self.done.append((run.id, state))
         return state

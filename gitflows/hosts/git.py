@@ -154,7 +154,9 @@ class GitHost:
                     status = int(detail.split("resp ")[1].split()[0]) if "resp " in detail else 500
                     raise HTTPFailure(status, {}, detail) from None
                 raise HTTPFailure(None, {}, detail) from None
-            except (OSError, EOFError, AssertionError, KeyError, ValueError) as exc:
+            except KeyError as exc:  # a local repository (file://) without the object asked for
+                raise not_found(f"{self.label()}: {action}: the repository does not have {exc}") from None
+            except (OSError, EOFError, AssertionError, ValueError) as exc:
                 raise HTTPFailure(None, {}, f"{type(exc).__name__}: {exc}") from None
 
         return call(wrapped, where=self.label(), action=action, not_found=not_found,

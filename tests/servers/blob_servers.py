@@ -58,7 +58,8 @@ def start_gcs() -> Proc:
 
 
 def azurite_binary() -> str | None:
-    for candidate in (os.environ.get("GITFLOWS_AZURITE"), str(REPO_ROOT / ".tools" / "node_modules" / ".bin" / "azurite-blob"),
+    local = REPO_ROOT / ".tools" / "node_modules" / ".bin" / "azurite-blob"
+    for candidate in (os.environ.get("GITFLOWS_AZURITE"), str(local),
                       shutil.which("azurite-blob")):
         if candidate and os.path.exists(candidate):
             return candidate
