@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import posixpath
+import re
+import subprocess
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,10 +110,42 @@ def _module_exists(base: str, ref: ImportRef) -> bool:
     return os.path.isfile(path + ".py") or os.path.isdir(path)
 
 
+_FLOW_NAME = re.compile(rb"""\bFlow\(\s*(?:name\s*=\s*)?["']([^"'\n]+)["']""")
+
+
+def _names_elsewhere(paths: list[str]) -> dict[str, str]:
+    """Flow names defined in the repository's other tracked Python files: {name: "path:line"}.
+
+    A quick text scan (no parsing), so checking one changed file in a repo of hundreds stays fast.
+    """
+    roots = {find_repo_root(p) for p in paths} - {None}
+    found: dict[str, str] = {}
+    for root in roots:
+        assert root is not None
+        given = {os.path.realpath(p) for p in paths}
+        try:
+            out = subprocess.run(["git", "-C", root, "ls-files", "-z", "--", "*.py"], capture_output=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        for rel in out.stdout.decode("utf-8", "surrogateescape").split("\0"):
+            full = os.path.join(root, rel)
+            if not rel or os.path.realpath(full) in given:
+                continue
+            try:
+                with open(full, "rb") as fh:
+                    data = fh.read()
+            except OSError:
+                continue
+            for match in _FLOW_NAME.finditer(data):
+                line = data.count(b"\n", 0, match.start()) + 1
+                found.setdefault(match.group(1).decode("utf-8", "replace"), f"{os.path.relpath(full)}:{line}")
+    return found
+
+
 def check_files(paths: list[str]) -> tuple[list[Problem], int]:
     """Check every script; return the problems and how many flows were found."""
     problems: list[Problem] = []
-    names: dict[str, str] = {}
+    names: dict[str, str] = _names_elsewhere(paths)
     count = 0
     for path in paths:
         try:

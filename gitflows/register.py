@@ -131,6 +131,12 @@ def _register_script(registry: Registry, snap: Snapshot, script: str, closure: l
         info = inspect_file(contents=snap.read(script))
     except ScriptError as exc:
         return [Outcome("?", script, None, False, f"not registered: {exc}")]
+    # Same files as the latest version of every flow here: same fingerprint, nothing to run or add.
+    latest = {sf.name: registry.latest(sf.name) for sf in info.flows if sf.name}
+    if latest and all(v is not None and [list(c) for c in v.closure] == [list(c) for c in closure]
+                      for v in latest.values()):
+        return [Outcome(name, script, v.version, False, f"unchanged: version {v.version} ({v.state})")
+                for name, v in latest.items() if v is not None]
     files = {p: snap.read(p) for p, _ in closure}
     tree = cache.materialise(("registered", snap.sha[:2], snap.sha, hashlib.sha1(repr(closure).encode()).hexdigest()[:16]),
                              files)

@@ -140,3 +140,17 @@ def test_check_reports_one_line_per_problem(write, tmp_path):
     assert not any(line.startswith("flows/empty.py") for line in lines)  # helper modules are fine
     assert "hunter2" not in result.stdout + result.stderr
     assert len(lines) == 6
+
+
+def test_check_finds_a_flow_name_used_elsewhere_in_the_repo(write, tmp_path):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git("init", "-q", cwd=repo)
+    write("flows/old.py", "from gitflows import Flow\nfrom gitflows.storage import Local\n\n\n"
+                          "flow = Flow(\"etl\", storage=Local())\n", root=repo)
+    write("flows/new.py", "from gitflows import Flow\nfrom gitflows.storage import Local\n"
+                          "flow = Flow('etl', storage=Local())\n", root=repo)
+    git("add", "-A", cwd=repo)
+    result = run_cli("check", "flows/new.py", cwd=repo)  # only the changed file is given, as in a hook
+    assert result.returncode == 1
+    assert "flows/new.py:3: flow name 'etl' is also used at flows/old.py:5" in result.stdout
