@@ -279,6 +279,10 @@ def register(paths: tuple[str, ...], hook: bool, from_ref: str | None, to_ref: s
                     parts = line.split()
                     if len(parts) == 4 and parts[1] != ZERO:  # a deleted ref pushes nothing
                         ranges.append((parts[3], parts[1]))
+            if not ranges:
+                # pre-commit pushing a branch with no commit on the remote yet sets no FROM/TO refs
+                # ("all files"): register everything at the pushed branch
+                ranges.append((None, os.environ.get("PRE_COMMIT_LOCAL_BRANCH") or "HEAD"))
         else:
             ranges.append((from_ref, to_ref))
         state = "confirmed" if confirmed else "pending"
@@ -291,7 +295,14 @@ def register(paths: tuple[str, ...], hook: bool, from_ref: str | None, to_ref: s
                 click.echo(f"{o.path}: {o.name}: {o.message}")
             if not outcomes:
                 click.echo(f"no flow changed in {(base or 'the start')[:12]}..{sha[:12]}", err=True)
-    results = confirm_pending(registry)
+    try:
+        results = confirm_pending(registry)
+    except Exception as exc:  # a push must not fail because confirmation could not be checked
+        if not hook:
+            raise
+        click.echo(f"note: could not check pending versions now ({type(exc).__name__}: {redact(str(exc))}); "
+                   "they stay pending", err=True)
+        results = []
     for version, ok in results:
         if ok:
             short = (version.sha or "-")[:12]

@@ -125,6 +125,7 @@ class GitHost:
         return self._client, self._path
 
     def _call(self, fn: Callable[[], T], action: str, not_found: type[NotFoundError]) -> T:
+        self._get_client()  # a clear ConfigurationError when dulwich is not installed
         from dulwich.client import HTTPUnauthorized
         from dulwich.errors import GitProtocolError, HangupException, NotGitRepository
 
