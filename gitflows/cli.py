@@ -334,6 +334,39 @@ def agent(labels: tuple[str, ...], concurrency: int, once: bool, lease: float, t
         sys.exit(EXIT_PROBLEMS)
 
 
+@cli.command("diff")
+@click.argument("base")
+@click.argument("head", default="HEAD")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True,
+              help="text for a terminal (colour on a TTY), json (stable schema, docs/review.md), markdown for a "
+                   "pull-request comment.")
+@click.option("--static", is_flag=True, help="Compare syntax trees only, even when the flows' imports are installed.")
+def diff_command(base: str, head: str, fmt: str, static: bool) -> None:
+    """Show what the change BASE..HEAD does to each flow (HEAD defaults to HEAD).
+
+    Reads both sides from the git object database (no checkout). A flow is compared when its script or
+    a module it imports changed: flows added, removed, renamed, moved; tasks added, removed, changed;
+    edges; parameters and defaults; storage settings; fingerprint. Exit code 0 when no flow changed,
+    1 when some did, 2 on error.
+    """
+    import os
+
+    from gitflows import review
+    from gitflows.workspace import find_repo_root
+
+    root = find_repo_root(os.getcwd())
+    if root is None:
+        raise click.UsageError("not inside a git repository")
+    report = review.diff(root, base, head, force_static=static)
+    if fmt == "json":
+        click.echo(json.dumps(report, indent=2, sort_keys=True, default=list))
+    elif fmt == "markdown":
+        click.echo(review.format_markdown(report), nl=False)
+    else:
+        click.echo(review.format_text(report, color=sys.stdout.isatty()))
+    sys.exit(EXIT_PROBLEMS if report["changed"] else EXIT_OK)
+
+
 @cli.group()
 def hooks() -> None:
     """Git hooks for users without the pre-commit framework."""

@@ -1,0 +1,333 @@
+"""``gitflows diff BASE [HEAD]``: what a change does to each flow, read from the git object database.
+
+Both sides are read with ``git ls-tree`` / ``git cat-file`` (no checkout; the working tree is never
+touched). A flow is compared when its script, or a repository file the script imports, changed.
+Each side is described by running the script from the committed files when its imports are
+installed ("executed": tasks, edges, parameters, storage, fingerprint), else from its syntax tree
+("static": tasks called, their source, parameters, storage; no edges) — and the report says which.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from dataclasses import dataclass, field
+from typing import Any
+
+from gitflows.cache import Cache
+from gitflows.errors import GitflowsError, RefNotFoundError, ScriptError
+from gitflows.register import Snapshot, flow_scripts, git
+from gitflows.script import extract_flows, inspect_file
+
+VOLATILE = {"flows", "__version__", "sha", "closures", "digests", "labels", "add_default_labels"}
+
+
+@dataclass
+class FlowSide:
+    name: str
+    path: str
+    precision: str  # executed | static
+    tasks: dict[str, str | None]  # task name -> source digest
+    edges: set[tuple[str, str, str]] | None
+    parameters: dict[str, Any]
+    storage: dict[str, Any]
+    fingerprint: str
+    closure: list[tuple[str, str]]
+
+
+@dataclass
+class ScriptSide:
+    flows: dict[str, FlowSide] = field(default_factory=dict)
+    error: str | None = None
+
+
+def resolve(root: str, ref: str) -> str:
+    try:
+        return git(root, "rev-parse", "--verify", "-q", f"{ref}^{{commit}}").decode().strip()
+    except GitflowsError:
+        raise RefNotFoundError(f"ref {ref!r} not found in {root}; if it exists only on the remote, fetch it first "
+                               f"(git fetch origin {ref})") from None
+
+
+def _storage_args(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in data.items() if k not in VOLATILE and v not in (None, [], {})}
+
+
+def _static(snap: Snapshot, script: str, closure: list[tuple[str, str]]) -> ScriptSide:
+    try:
+        info = inspect_file(contents=snap.read(script))
+    except ScriptError as exc:
+        return ScriptSide(error=str(exc).replace("<contents>", script))
+    side = ScriptSide()
+    for sf in info.flows:
+        if sf.name is None:
+            continue
+        tasks = {t: info.tasks.get(t) for t in dict.fromkeys(sf.tasks)}
+        storage = {"type": sf.storage.type, **sf.storage.args} if sf.storage else {}
+        fp = hashlib.sha256(json.dumps([tasks, sf.parameters, storage], sort_keys=True, default=str).encode()).hexdigest()
+        side.flows[sf.name] = FlowSide(sf.name, script, "static", tasks, None, dict(sf.parameters),
+                                       _storage_args(storage), "static:" + fp, closure)
+    return side
+
+
+def _executed(snap: Snapshot, script: str, closure: list[tuple[str, str]], cache: Cache) -> ScriptSide | None:
+    """None when the script's imports are not installed here (fall back to static)."""
+    files = {p: snap.read(p) for p, _ in closure}
+    key = ("review", snap.sha[:2], snap.sha, hashlib.sha1(repr(closure).encode()).hexdigest()[:16])
+    tree = cache.materialise(key, files)
+    try:
+        with cache.using(tree):
+            flows = extract_flows(file_path=str(tree.joinpath(*script.split("/"))), extra_paths=[str(tree)],
+                                  display_name=f"{script} at {snap.sha[:12]}")
+    except ScriptError as exc:
+        if isinstance(exc.__cause__, ImportError):
+            return None
+        if isinstance(exc.__cause__, SyntaxError):
+            return ScriptSide(error=str(exc))
+        return ScriptSide(error=str(exc))
+    side = ScriptSide()
+    for flow in flows:
+        structure = flow.structure()
+        tasks = {t["name"]: t.get("source") for t in structure["tasks"] if t["kind"] == "task"}
+        edges = {(e["upstream"], e["downstream"], e["key"] or "") for e in structure["edges"]}
+        params = {p["name"]: p["default"] for p in structure["parameters"]}
+        storage = _storage_args(flow.storage.serialize()) if flow.storage is not None else {}
+        side.flows[flow.name] = FlowSide(flow.name, script, "executed", tasks, edges, params, storage,
+                                         flow.fingerprint(), closure)
+    return side
+
+
+def describe(snap: Snapshot, script: str, cache: Cache, static: bool) -> ScriptSide:
+    closure = snap.closure(script)
+    if not static:
+        side = _executed(snap, script, closure, cache)
+        if side is not None:
+            return side
+    return _static(snap, script, closure)
+
+
+def _changed_paths(root: str, base: str, head: str) -> tuple[set[str], dict[str, str]]:
+    out = git(root, "diff", "--name-status", "-M", "-z", base, head).decode("utf-8", "surrogateescape").split("\0")
+    changed: set[str] = set()
+    renames: dict[str, str] = {}
+    i = 0
+    while i < len(out) and out[i]:
+        status = out[i]
+        if status.startswith(("R", "C")):
+            old, new = out[i + 1], out[i + 2]
+            changed |= {old, new}
+            if status.startswith("R"):
+                renames[old] = new
+            i += 3
+        else:
+            changed.add(out[i + 1])
+            i += 2
+    return changed, renames
+
+
+def diff(root: str, base_ref: str, head_ref: str = "HEAD", force_static: bool = False) -> dict[str, Any]:
+    """The report (see docs/review.md for the schema)."""
+    base, head = resolve(root, base_ref), resolve(root, head_ref)
+    snaps = {"base": Snapshot(root, base), "head": Snapshot(root, head)}
+    changed, renames = _changed_paths(root, base, head)
+    cache = Cache()
+    scripts = {k: flow_scripts(s) for k, s in snaps.items()}
+    affected: dict[str, set[str]] = {"base": set(), "head": set()}
+    for k, snap in snaps.items():
+        for script in scripts[k]:
+            if script in changed or {p for p, _ in snap.closure(script)} & changed:
+                affected[k].add(script)
+    # a renamed script is compared with its old self
+    for old, new in renames.items():
+        if old in scripts["base"]:
+            affected["base"].add(old)
+        if new in scripts["head"]:
+            affected["head"].add(new)
+    sides: dict[str, dict[str, ScriptSide]] = {"base": {}, "head": {}}
+    static = force_static
+    for k in ("base", "head"):
+        for script in sorted(affected[k]):
+            sides[k][script] = describe(snaps[k], script, cache, static)
+            if any(f.precision == "static" for f in sides[k][script].flows.values()):
+                static = True
+    if static and not force_static:  # compare like with like
+        return diff(root, base_ref, head_ref, force_static=True)
+    return _report(base, head, sides, renames, changed, static)
+
+
+def _report(base: str, head: str, sides: dict[str, dict[str, ScriptSide]], renames: dict[str, str],
+            changed: set[str], static: bool) -> dict[str, Any]:
+    flows: dict[str, dict[str, FlowSide]] = {"base": {}, "head": {}}
+    errors: list[dict[str, str]] = []
+    for k in ("base", "head"):
+        for script, side in sides[k].items():
+            if side.error:
+                errors.append({"side": k, "path": script, "error": side.error})
+            for name, f in side.flows.items():
+                flows[k][name] = f
+    entries: list[dict[str, Any]] = []
+    names = sorted(set(flows["base"]) | set(flows["head"]))
+    removed = {n for n in names if n not in flows["head"]}
+    added = {n for n in names if n not in flows["base"]}
+    # a flow renamed in place: one removed and one added in the same script (or its renamed self)
+    renamed: dict[str, str] = {}
+    for old in sorted(removed):
+        old_path = flows["base"][old].path
+        candidates = [n for n in added if flows["head"][n].path in (old_path, renames.get(old_path))
+                      and n not in renamed.values()]
+        if len(candidates) == 1:
+            renamed[old] = candidates[0]
+    broken = {e["path"] for e in errors}
+    for name in names:
+        if name in renamed.values():
+            continue
+        b = flows["base"].get(name)
+        h = flows["head"].get(renamed.get(name, name))
+        if b is None and h is not None and h.path in broken:
+            continue
+        if h is None and b is not None and name not in renamed and (b.path in broken or renames.get(b.path) in broken):
+            continue
+        entries.append(_compare(name, b, h, renamed.get(name), changed))
+    changed_flows = [e for e in entries if e["status"] != "unchanged"]
+    return {"schema": 1, "base": base, "head": head, "precision": "static" if static else "executed",
+            "changed": bool(changed_flows or errors), "flows": entries, "errors": errors}
+
+
+def _dict_diff(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    return {"added": {k: b[k] for k in sorted(set(b) - set(a))},
+            "removed": {k: a[k] for k in sorted(set(a) - set(b))},
+            "changed": {k: {"base": a[k], "head": b[k]} for k in sorted(set(a) & set(b)) if a[k] != b[k]}}
+
+
+def _compare(name: str, b: FlowSide | None, h: FlowSide | None, new_name: str | None, changed: set[str]) -> dict[str, Any]:
+    entry: dict[str, Any] = {"name": new_name or name, "old_name": name if new_name else None,
+                             "path": {"base": b.path if b else None, "head": h.path if h else None}}
+    if b is None or h is None:
+        entry["status"] = "added" if b is None else "removed"
+        side = h or b
+        assert side is not None
+        entry["tasks"] = sorted(side.tasks)
+        entry["parameters"] = side.parameters
+        entry["storage"] = side.storage
+        return entry
+    tasks = _dict_diff(b.tasks, h.tasks)
+    entry["tasks"] = {"added": sorted(tasks["added"]), "removed": sorted(tasks["removed"]),
+                      "changed": sorted(tasks["changed"])}
+    if b.edges is not None and h.edges is not None:
+        entry["edges"] = {"added": sorted(list(e) for e in h.edges - b.edges),
+                          "removed": sorted(list(e) for e in b.edges - h.edges)}
+    entry["parameters"] = _dict_diff(b.parameters, h.parameters)
+    entry["storage"] = _dict_diff(b.storage, h.storage)
+    entry["fingerprint"] = {"base": b.fingerprint, "head": h.fingerprint, "changed": b.fingerprint != h.fingerprint}
+    base_files, head_files = dict(b.closure), dict(h.closure)
+    entry["files"] = {"changed": sorted(p for p in set(base_files) | set(head_files)
+                                        if base_files.get(p) != head_files.get(p) and p not in (b.path, h.path))}
+    entry["script_changed"] = base_files.get(b.path) != head_files.get(h.path)
+    something = (new_name or b.path != h.path or entry["fingerprint"]["changed"] or entry["files"]["changed"]
+                 or entry["script_changed"] or any(entry["storage"][k] for k in ("added", "removed", "changed")))
+    entry["status"] = ("renamed" if new_name else "moved" if b.path != h.path else
+                       "changed" if something else "unchanged")
+    return entry
+
+
+# -- output ---------------------------------------------------------------------------------
+
+def _lines(entry: dict[str, Any]) -> list[tuple[str, str]]:
+    """(kind, text) lines for one flow; kind is one of add, remove, change, info."""
+    out: list[tuple[str, str]] = []
+    status = entry["status"]
+    if status in ("added", "removed"):
+        out.append(("info", f"tasks: {', '.join(entry['tasks']) or 'none'}"))
+        if entry["parameters"]:
+            out.append(("info", "parameters: " + ", ".join(f"{k}={v!r}" for k, v in entry["parameters"].items())))
+        return out
+    if entry.get("old_name"):
+        out.append(("change", f"renamed from {entry['old_name']!r}"))
+    if entry["path"]["base"] != entry["path"]["head"]:
+        out.append(("change", f"script moved: {entry['path']['base']} -> {entry['path']['head']}"))
+    for t in entry["tasks"]["added"]:
+        out.append(("add", f"task {t}"))
+    for t in entry["tasks"]["removed"]:
+        out.append(("remove", f"task {t}"))
+    for t in entry["tasks"]["changed"]:
+        out.append(("change", f"task {t}: source changed"))
+    for e in entry.get("edges", {}).get("added", []):
+        out.append(("add", f"edge {e[0]} -> {e[1]}" + (f" ({e[2]})" if e[2] else "")))
+    for e in entry.get("edges", {}).get("removed", []):
+        out.append(("remove", f"edge {e[0]} -> {e[1]}" + (f" ({e[2]})" if e[2] else "")))
+    p = entry["parameters"]
+    for k, v in p["added"].items():
+        out.append(("add", f"parameter {k} (default {v!r})"))
+    for k, v in p["removed"].items():
+        out.append(("remove", f"parameter {k}"))
+    for k, v in p["changed"].items():
+        out.append(("change", f"parameter {k}: default {v['base']!r} -> {v['head']!r}"))
+    s = entry["storage"]
+    for k, v in s["added"].items():
+        out.append(("add", f"storage {k} = {v!r}"))
+    for k, v in s["removed"].items():
+        out.append(("remove", f"storage {k} (was {v!r})"))
+    for k, v in s["changed"].items():
+        out.append(("change", f"storage {k}: {v['base']!r} -> {v['head']!r}"))
+    for f in entry["files"]["changed"]:
+        out.append(("change", f"imported file changed: {f}"))
+    if entry["fingerprint"]["changed"]:
+        out.append(("info", "fingerprint changed"))
+    elif entry["status"] == "changed" and not out:
+        out.append(("info", "script text changed; structure and fingerprint unchanged"))
+    return out
+
+
+def format_text(report: dict[str, Any], color: bool = False) -> str:
+    import click
+
+    styles = {"add": ("+", "green"), "remove": ("-", "red"), "change": ("~", "yellow"), "info": (" ", None)}
+    lines = [f"gitflows diff {report['base'][:12]}..{report['head'][:12]}"
+             + (" (static comparison: the flows' imports are not installed here; edges not compared)"
+                if report["precision"] == "static" else "")]
+    shown = [e for e in report["flows"] if e["status"] != "unchanged"]
+    for e in shown:
+        head = f"{e['status'].upper():<9} {e['name']}  ({e['path']['head'] or e['path']['base']})"
+        lines.append(click.style(head, bold=True) if color else head)
+        for kind, text in _lines(e):
+            mark, fg = styles[kind]
+            line = f"    {mark} {text}"
+            lines.append(click.style(line, fg=fg) if color and fg else line)
+    for err in report["errors"]:
+        line = f"ERROR     {err['path']} ({err['side']}): {err['error']}"
+        lines.append(click.style(line, fg="red") if color else line)
+    if not shown and not report["errors"]:
+        lines.append("no flow changed")
+    return "\n".join(lines)
+
+
+def format_markdown(report: dict[str, Any]) -> str:
+    icons = {"added": "🆕", "removed": "🗑️", "changed": "✏️", "renamed": "🔀", "moved": "📦"}
+    shown = [e for e in report["flows"] if e["status"] != "unchanged"]
+    out = [f"### gitflows: {len(shown)} flow(s) changed between `{report['base'][:12]}` and `{report['head'][:12]}`", ""]
+    if report["precision"] == "static":
+        out += ["> Static comparison: the flows' imports are not installed where this ran; edges were not compared.", ""]
+    if shown:
+        out += ["| flow | change | script |", "|---|---|---|"]
+        for e in shown:
+            out.append(f"| `{e['name']}` | {icons.get(e['status'], '')} {e['status']} | "
+                       f"`{e['path']['head'] or e['path']['base']}` |")
+        out.append("")
+        for e in shown:
+            details = _lines(e)
+            if not details:
+                continue
+            out += [f"<details><summary><code>{e['name']}</code></summary>", "", "```diff"]
+            for kind, text in details:
+                out.append({"add": "+ ", "remove": "- ", "change": "! ", "info": "# "}[kind] + text)
+            out += ["```", "", "</details>", ""]
+    else:
+        out.append("No flow changed.")
+    for err in report["errors"]:
+        out.append(f"- ⚠️ `{err['path']}` ({err['side']}): {err['error']}")
+    return "\n".join(out).rstrip() + "\n"
+
+
+def in_git_repo(root: str) -> bool:
+    return subprocess.run(["git", "-C", root, "rev-parse", "--git-dir"], capture_output=True).returncode == 0

@@ -1,0 +1,219 @@
+"""`gitflows diff` on real git repositories made here."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from .conftest import git, run_cli
+
+HELPER = "def scale(rows, factor):\n    return [r * factor for r in rows]\n"
+ETL = '''from gitflows import Flow, Parameter, task
+from gitflows.storage import Git
+from lib.helpers import scale
+
+
+@task
+def extract(n):
+    return list(range(n))
+
+
+@task
+def load(rows):
+    return len(rows)
+
+
+with Flow("etl", storage=Git(flow_path="flows/etl.py", repo="acme/flows", branch_name="main")) as flow:
+    load(extract(Parameter("n", default=3)))
+'''
+ETL_HEAD = '''from gitflows import Flow, Parameter, task
+from gitflows.storage import Git
+from lib.helpers import scale
+
+
+@task
+def extract(n):
+    return list(range(n))
+
+
+@task
+def clean(rows):
+    return scale([r for r in rows if r], 2)
+
+
+@task
+def load(rows):
+    return len(rows)
+
+
+with Flow("etl", storage=Git(flow_path="flows/etl.py", repo="acme/flows", branch_name="dev",
+                             git_token_secret_name="FLOWS_TOKEN")) as flow:
+    load(clean(extract(Parameter("n", default=5))))
+'''
+SIMPLE = '''from gitflows import Flow, task
+from gitflows.storage import Git
+
+
+@task
+def {task}():
+    return 1
+
+
+with Flow("{name}", storage=Git(flow_path="{path}", repo="acme/flows")) as flow:
+    {task}()
+'''
+USES_HELPER = '''from gitflows import Flow, task
+from gitflows.storage import Git
+from lib.helpers import scale
+
+
+@task
+def go():
+    return scale([1], 3)
+
+
+with Flow("uses-helper", storage=Git(flow_path="flows/uses.py", repo="acme/flows")) as flow:
+    go()
+'''
+
+
+def commit(repo, files, message):
+    for rel, text in files.items():
+        path = repo / rel
+        if text is None:
+            path.unlink()
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+    git("add", "-A", cwd=repo)
+    git("commit", "-q", "-m", message, cwd=repo)
+    return git("rev-parse", "HEAD", cwd=repo).strip()
+
+
+@pytest.fixture
+def repo(tmp_path):
+    from types import SimpleNamespace
+
+    path = tmp_path / "repo"
+    path.mkdir()
+    git("init", "-q", "-b", "main", cwd=path)
+    r = SimpleNamespace(path=path)
+    r.base = commit(path, {
+        "flows/etl.py": ETL, "flows/lib/helpers.py": HELPER, "flows/uses.py": USES_HELPER,
+        "flows/old.py": SIMPLE.format(name="old", path="flows/old.py", task="t"),
+        "flows/report.py": SIMPLE.format(name="report", path="flows/report.py", task="r"),
+        "flows/other.py": SIMPLE.format(name="other", path="flows/other.py", task="o"),
+        "flows/same.py": SIMPLE.format(name="same", path="flows/same.py", task="s"),
+    }, "base")
+    return r
+
+
+def report_of(repo, *args):
+    result = run_cli("diff", *args, "--format", "json", cwd=repo.path)
+    assert result.returncode in (0, 1), result.stderr
+    return result.returncode, json.loads(result.stdout)
+
+
+def test_every_kind_of_change(repo):
+    git("mv", "flows/report.py", "flows/reports.py", cwd=repo.path)
+    commit(repo.path, {
+        "flows/etl.py": ETL_HEAD,
+        "flows/lib/helpers.py": HELPER.replace("r * factor", "factor * r"),
+        "flows/old.py": None,
+        "flows/new.py": ETL.replace('"etl"', '"new"').replace("flows/etl.py", "flows/new.py"),
+        "flows/other.py": SIMPLE.format(name="other-renamed", path="flows/other.py", task="o"),
+        "flows/reports.py": SIMPLE.format(name="report", path="flows/reports.py", task="r"),
+    }, "head")
+    status_before = git("status", "--porcelain", cwd=repo.path)
+    code, report = report_of(repo, repo.base)
+    assert code == 1 and report["precision"] == "executed" and report["changed"]
+    flows = {f["name"]: f for f in report["flows"]}
+    etl = flows["etl"]
+    assert etl["status"] == "changed"
+    assert etl["tasks"] == {"added": ["clean"], "removed": [], "changed": []}
+    assert ["clean", "load", "rows"] in etl["edges"]["added"] and ["extract", "load", "rows"] in etl["edges"]["removed"]
+    assert etl["parameters"]["changed"] == {"n": {"base": 3, "head": 5}}
+    assert etl["storage"]["changed"] == {"branch_name": {"base": "main", "head": "dev"}}
+    assert etl["storage"]["added"] == {"git_token_secret_name": "FLOWS_TOKEN"}
+    assert etl["files"]["changed"] == ["flows/lib/helpers.py"]
+    assert etl["fingerprint"]["changed"]
+    # only its imported helper changed: still reported, with the file that changed
+    uses = flows["uses-helper"]
+    assert uses["status"] == "changed" and uses["files"]["changed"] == ["flows/lib/helpers.py"]
+    assert uses["script_changed"] is False
+    assert flows["new"]["status"] == "added" and flows["old"]["status"] == "removed"
+    assert flows["other-renamed"]["status"] == "renamed" and flows["other-renamed"]["old_name"] == "other"
+    assert flows["report"]["status"] == "moved"
+    assert flows["report"]["path"] == {"base": "flows/report.py", "head": "flows/reports.py"}
+    assert "same" not in flows  # untouched flows are not even loaded
+    assert git("status", "--porcelain", cwd=repo.path) == status_before  # the working tree is never touched
+
+    text = run_cli("diff", repo.base, cwd=repo.path)
+    assert text.returncode == 1
+    assert "CHANGED   etl  (flows/etl.py)" in text.stdout
+    assert "    + task clean" in text.stdout
+    assert "    ~ parameter n: default 3 -> 5" in text.stdout
+    assert "    ~ storage branch_name: 'main' -> 'dev'" in text.stdout
+    assert "    ~ imported file changed: flows/lib/helpers.py" in text.stdout
+    assert "RENAMED   other-renamed" in text.stdout and "renamed from 'other'" in text.stdout
+    markdown = run_cli("diff", repo.base, "HEAD", "--format", "markdown", cwd=repo.path).stdout
+    assert markdown.startswith("### gitflows: 6 flow(s) changed")
+    assert "| `etl` | ✏️ changed | `flows/etl.py` |" in markdown
+    assert "```diff\n+ task clean" in markdown
+
+
+def test_no_flow_changed_exits_zero(repo):
+    commit(repo.path, {"README.md": "docs\n"}, "docs only")
+    result = run_cli("diff", repo.base, cwd=repo.path)
+    assert result.returncode == 0
+    assert "no flow changed" in result.stdout
+
+
+def test_task_source_change_is_a_changed_task(repo):
+    commit(repo.path, {"flows/etl.py": ETL.replace("return len(rows)", "return len(rows) + 0")}, "tweak")
+    code, report = report_of(repo, repo.base)
+    etl = {f["name"]: f for f in report["flows"]}["etl"]
+    assert code == 1 and etl["tasks"]["changed"] == ["load"] and etl["fingerprint"]["changed"]
+
+
+def test_syntax_error_on_one_side_is_reported_not_a_crash(repo):
+    commit(repo.path, {"flows/etl.py": ETL.replace("def load(rows):", "def load(rows)")}, "broken")
+    result = run_cli("diff", repo.base, "--format", "json", cwd=repo.path)
+    assert result.returncode == 1
+    report = json.loads(result.stdout)
+    assert report["errors"] and report["errors"][0]["side"] == "head"
+    assert "flows/etl.py" in report["errors"][0]["path"] and "syntax error" in report["errors"][0]["error"]
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_imports_fall_back_to_static_and_say_so(repo):
+    commit(repo.path, {"flows/etl.py": "import pandas_not_installed_zz\n" + ETL_HEAD}, "needs pandas")
+    code, report = report_of(repo, repo.base)
+    assert code == 1 and report["precision"] == "static"
+    etl = {f["name"]: f for f in report["flows"]}["etl"]
+    assert etl["tasks"]["added"] == ["clean"]
+    assert etl["parameters"]["changed"] == {"n": {"base": 3, "head": 5}}
+    assert "edges" not in etl
+    text = run_cli("diff", repo.base, cwd=repo.path).stdout
+    assert "static comparison" in text
+
+
+def test_unknown_ref_is_a_clear_error(repo):
+    result = run_cli("diff", "origin/nope", cwd=repo.path)
+    assert result.returncode == 2
+    assert "ref 'origin/nope' not found" in result.stderr and "git fetch" in result.stderr
+
+
+def test_refs_only_on_the_remote_once_fetched(repo, tmp_path):
+    remote = tmp_path / "remote.git"
+    subprocess.run(["git", "clone", "-q", "--bare", str(repo.path), str(remote)], check=True)
+    other = tmp_path / "other"
+    subprocess.run(["git", "clone", "-q", str(remote), str(other)], check=True)
+    commit(other, {"flows/same.py": SIMPLE.format(name="same", path="flows/same.py", task="s2")}, "remote change")
+    git("push", "-q", "origin", "main:feature", cwd=other)
+    git("fetch", "-q", str(remote), "feature:refs/remotes/origin/feature", cwd=repo.path)
+    code, report = report_of(repo, "HEAD", "origin/feature")
+    assert code == 1 and [f["name"] for f in report["flows"]] == ["same"]
+    assert report["flows"][0]["tasks"] == {"added": ["s2"], "removed": ["s"], "changed": []}
