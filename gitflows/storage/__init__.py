@@ -27,6 +27,7 @@ STORAGE_TYPES: dict[str, str] = {
     "GCS": "gitflows.storage.gcs:GCS",
     "Azure": "gitflows.storage.azure:Azure",
     "Webhook": "gitflows.storage.webhook:Webhook",
+    "Docker": "gitflows.storage.docker:Docker",
 }
 
 _BASE_ARGS = ("labels", "secrets", "add_default_labels", "stored_as_script", "result")

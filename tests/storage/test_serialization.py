@@ -10,6 +10,7 @@ from gitflows.storage import STORAGE_TYPES, Storage, from_dict, storage_class
 from gitflows.storage.azure import Azure
 from gitflows.storage.bitbucket import Bitbucket
 from gitflows.storage.codecommit import CodeCommit
+from gitflows.storage.docker import Docker
 from gitflows.storage.gcs import GCS
 from gitflows.storage.git import Git
 from gitflows.storage.github import GitHub
@@ -42,7 +43,15 @@ EXAMPLES = {
     "Webhook": lambda tmp: _digested(Webhook({"url": "https://hooks.example.com/${GITFLOWS_KEY}",
                                               "headers": {"Authorization": "Bearer ${TOKEN}"}}, "POST",
                                              {"url": "https://hooks.example.com/${GITFLOWS_KEY}"}, "GET")),
+    "Docker": lambda tmp: _pushed(Docker(registry_url="http://127.0.0.1:1", base_image="python:3.11-slim",
+                                         image_name="flows/etl", image_tag="v1", python_dependencies=["pandas==2.2"],
+                                         env_vars={"MODE": "prod"}, registry_password_secret="REG_PASSWORD")),
 }
+
+
+def _pushed(storage):
+    storage.image_digest = "sha256:" + "e" * 64
+    return storage
 
 
 def _digested(storage):

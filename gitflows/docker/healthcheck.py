@@ -1,0 +1,60 @@
+"""Loads every flow an image holds, to fail a build early: ``python -m gitflows.docker.healthcheck SPEC``.
+
+SPEC is JSON: {"flows": {name: location}, "stored_as_script": bool, "python": "3.11"}. Prints one line
+per flow; exits 1 naming the flow and the reason (missing module, Python version, unpickling error).
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+
+
+def check(spec: dict, read=None) -> list[str]:
+    """The problems found, one line each (empty when every flow loads)."""
+    from gitflows.envelope import flow_from_bytes_pickle
+    from gitflows.errors import GitflowsError
+    from gitflows.flow import select_flow
+    from gitflows.script import extract_flows
+
+    read = read or (lambda p: open(p, "rb").read())
+    problems = []
+    ours = ".".join(platform.python_version_tuple()[:2])
+    if spec.get("python") and spec["python"] != ours:
+        problems.append(f"Python version mismatch: flows were built with Python {spec['python']}, "
+                        f"this image runs Python {ours}")
+    for name, location in spec["flows"].items():
+        try:
+            data = read(location)
+            if spec.get("stored_as_script"):
+                select_flow(extract_flows(file_contents=data, display_name=location), name, location)
+            else:
+                flow = flow_from_bytes_pickle(data, where=location)
+                if flow.name != name:
+                    raise GitflowsError(f"{location} holds flow {flow.name!r}")
+        except FileNotFoundError:
+            problems.append(f"flow {name!r}: {location} is not in the image")
+        except (GitflowsError, Exception) as exc:  # noqa: BLE001
+            cause = exc.__cause__ if exc.__cause__ is not None else exc
+            if isinstance(cause, ModuleNotFoundError):
+                problems.append(f"flow {name!r} at {location}: missing module {cause.name!r} "
+                                "(add it to python_dependencies)")
+            else:
+                problems.append(f"flow {name!r} at {location}: {type(exc).__name__}: {exc}")
+    return problems
+
+
+def main(argv: list[str]) -> int:
+    spec = json.loads(argv[1])
+    problems = check(spec)
+    for name in spec["flows"]:
+        if not any(f"flow {name!r}" in p for p in problems):
+            print(f"healthcheck: flow {name!r}: ok")
+    for problem in problems:
+        print(f"healthcheck: {problem}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

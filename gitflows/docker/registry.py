@@ -1,0 +1,142 @@
+"""A small client for the container registry HTTP API (distribution v2), through requests.
+
+Enough to push an image without a Docker daemon and to read one back by digest: manifests, blobs
+(monolithic upload, cross-repository mount), basic auth and the bearer-token handshake. Every blob
+and manifest read is checked against its sha256 digest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Any
+
+from gitflows.errors import AuthenticationError, GitflowsError, IntegrityError, NotFoundError
+from gitflows.redact import register_secret
+
+MANIFEST_TYPES = ("application/vnd.oci.image.manifest.v1+json",
+                  "application/vnd.docker.distribution.manifest.v2+json")
+INDEX_TYPES = ("application/vnd.oci.image.index.v1+json",
+               "application/vnd.docker.distribution.manifest.list.v2+json")
+
+
+def sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+class RegistryClient:
+    def __init__(self, url: str, username: str | None = None, password: str | None = None) -> None:
+        import requests
+
+        self.url = (url if "://" in url else f"http://{url}").rstrip("/")
+        self.session = requests.Session()
+        if password:
+            register_secret(password)
+        self._basic = (username, password) if username else None
+        self._token: str | None = None
+
+    def label(self) -> str:
+        return f"registry {self.url}"
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        import requests
+
+        url = path if path.startswith("http") else f"{self.url}{path}"
+        headers = dict(kwargs.pop("headers", {}) or {})
+        for attempt in range(2):
+            if self._token:
+                headers["Authorization"] = f"Bearer {self._token}"
+            try:
+                response = self.session.request(method, url, headers=headers, auth=None if self._token else self._basic,
+                                                timeout=120, **kwargs)
+            except requests.RequestException as exc:
+                raise GitflowsError(f"{self.label()}: {method} {path.split('?')[0]}: no answer "
+                                    f"({type(exc).__name__})") from None
+            if response.status_code == 401 and attempt == 0 and self._bearer(response):
+                continue
+            break
+        if response.status_code == 401:
+            raise AuthenticationError(f"{self.label()}: authentication failed (HTTP 401) for {path.split('?')[0]}")
+        if response.status_code == 403:
+            raise AuthenticationError(f"{self.label()}: access denied (HTTP 403) for {path.split('?')[0]}")
+        return response
+
+    def _bearer(self, response: Any) -> bool:
+        challenge = response.headers.get("WWW-Authenticate", "")
+        if not challenge.lower().startswith("bearer"):
+            return False
+        params = dict(re.findall(r'(\w+)="([^"]*)"', challenge))
+        realm = params.pop("realm", None)
+        if not realm:
+            return False
+        answer = self.session.get(realm, params=params, auth=self._basic, timeout=60)
+        if answer.status_code != 200:
+            return False
+        body = answer.json()
+        self._token = body.get("token") or body.get("access_token")
+        if self._token:
+            register_secret(self._token)
+        return bool(self._token)
+
+    def _check(self, response: Any, what: str) -> Any:
+        if response.status_code == 404:
+            raise NotFoundError(f"{self.label()}: {what}: not found")
+        if response.status_code >= 400:
+            raise GitflowsError(f"{self.label()}: {what}: HTTP {response.status_code}: {response.text[:200]}")
+        return response
+
+    # -- reading ---------------------------------------------------------------------------
+    def manifest(self, repo: str, ref: str) -> tuple[dict[str, Any], str, str]:
+        """(manifest, its digest, media type); an index is resolved to its linux/amd64 (or first) image."""
+        accept = ", ".join(MANIFEST_TYPES + INDEX_TYPES)
+        response = self._check(self._request("GET", f"/v2/{repo}/manifests/{ref}", headers={"Accept": accept}),
+                               f"manifest {repo}:{ref}")
+        data = response.content
+        digest = sha256(data)
+        if ref.startswith("sha256:") and digest != ref:
+            raise IntegrityError(f"{self.label()}: manifest {repo}@{ref} has digest {digest}")
+        body = json.loads(data)
+        media = body.get("mediaType") or response.headers.get("Content-Type", "").split(";")[0]
+        if media in INDEX_TYPES:
+            chosen = next((m for m in body["manifests"] if m.get("platform", {}).get("architecture") == "amd64"),
+                          body["manifests"][0])
+            return self.manifest(repo, chosen["digest"])
+        return body, digest, media
+
+    def blob(self, repo: str, digest: str) -> bytes:
+        data = self._check(self._request("GET", f"/v2/{repo}/blobs/{digest}"), f"blob {digest[:19]}").content
+        if sha256(data) != digest:
+            raise IntegrityError(f"{self.label()}: blob {digest} of {repo} does not match its digest")
+        return bytes(data)
+
+    # -- writing -----------------------------------------------------------------------------
+    def has_blob(self, repo: str, digest: str) -> bool:
+        return bool(self._request("HEAD", f"/v2/{repo}/blobs/{digest}").status_code == 200)
+
+    def put_blob(self, repo: str, data: bytes, mount_from: str | None = None) -> str:
+        digest = sha256(data)
+        if self.has_blob(repo, digest):
+            return digest
+        params = {"mount": digest, "from": mount_from} if mount_from else None
+        started = self._request("POST", f"/v2/{repo}/blobs/uploads/", params=params)
+        if started.status_code == 201:  # mounted from the other repository
+            return digest
+        self._check(started, f"starting an upload to {repo}")
+        location = started.headers["Location"]
+        if location.startswith("/"):
+            location = self.url + location
+        sep = "&" if "?" in location else "?"
+        self._check(self._request("PUT", f"{location}{sep}digest={digest}", data=data,
+                                  headers={"Content-Type": "application/octet-stream"}), f"uploading {digest[:19]}")
+        return digest
+
+    def put_manifest(self, repo: str, tag: str, manifest: dict[str, Any]) -> str:
+        data = json.dumps(manifest, separators=(",", ":")).encode()
+        response = self._check(self._request("PUT", f"/v2/{repo}/manifests/{tag}", data=data,
+                                             headers={"Content-Type": manifest["mediaType"]}), f"manifest {repo}:{tag}")
+        digest = response.headers.get("Docker-Content-Digest") or sha256(data)
+        if digest != sha256(data):
+            raise IntegrityError(f"{self.label()}: the registry stored manifest {repo}:{tag} as {digest}, "
+                                 f"expected {sha256(data)}")
+        return digest

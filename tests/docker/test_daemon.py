@@ -1,0 +1,71 @@
+"""Builds with a real Docker daemon (started by the tests), pushed to a real registry, run in a container."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+
+from gitflows.errors import GitflowsError
+from gitflows.script import extract_flow_from_file
+from gitflows.storage.docker import Docker
+
+from .test_daemonless import SCRIPT
+
+
+def run_in_container(dockerd, image, storage_json):
+    import docker
+
+    client = docker.APIClient(base_url=dockerd.url)
+    code = ("import json, sys; from gitflows.storage import from_dict; "
+            "flow = from_dict(json.loads(sys.argv[1])).get_flow(); print('result', flow.run().results['add'])")
+    container = client.create_container(image, command=["/opt/gitflows-venv/bin/python", "-c", code, storage_json],
+                                        host_config=client.create_host_config(network_mode="none"))
+    client.start(container)
+    status = client.wait(container, timeout=120)
+    logs = client.logs(container).decode()
+    client.remove_container(container)
+    return status["StatusCode"], logs
+
+
+def test_build_push_and_run_inside_the_container(dockerd, python_base, wheels, registry, tmp_path, monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", dockerd.url)
+    script = tmp_path / "adder.py"
+    script.write_text(SCRIPT)
+    storage = Docker(registry_url=registry.url, base_image=python_base, image_name="flows/daemon-adder",
+                     image_tag="v1", wheelhouse=str(wheels), base_url=dockerd.url,
+                     env_vars={"GREETING": "hello 'quoted' \"world\""},
+                     extra_dockerfile_commands=['LABEL org.example.team="data"'])
+    storage.add_flow(extract_flow_from_file(str(script)))
+    storage.build(push=True)
+    assert storage.image_digest and storage.image_digest.startswith("sha256:")
+    image = f"{registry.host}/flows/daemon-adder@{storage.image_digest}"
+    import docker
+
+    docker.APIClient(base_url=dockerd.url).pull(f"{registry.host}/flows/daemon-adder", tag="v1")
+    code, logs = run_in_container(dockerd, image, json.dumps(storage.serialize()))
+    assert code == 0, logs
+    assert "result 42" in logs
+
+
+def test_healthcheck_failure_names_the_flow_and_module(dockerd, python_base, wheels, tmp_path, monkeypatch):
+    pkg = tmp_path / "site"
+    pkg.mkdir()
+    (pkg / "host_only_module.py").write_text("def value():\n    return 1\n")
+    monkeypatch.syspath_prepend(str(pkg))
+    (tmp_path / "scripts").mkdir()
+    script = tmp_path / "scripts" / "needs.py"
+    script.write_text("import host_only_module\nfrom gitflows import Flow, task\n\n@task\ndef use():\n"
+                      "    return host_only_module.value()\n\nwith Flow('needs-module') as flow:\n    use()\n")
+    storage = Docker(base_image=python_base, image_name="flows/needs", image_tag="v1", wheelhouse=str(wheels),
+                     base_url=dockerd.url, local_image=True)
+    storage.add_flow(extract_flow_from_file(str(script)))
+    with pytest.raises(GitflowsError) as err:
+        storage.build(push=False)
+    text = str(err.value)
+    assert "docker build of flows/needs:v1 failed" in text
+    assert "healthcheck: flow 'needs-module' at /opt/gitflows/flows/needs-module.flow: missing module " \
+           "'host_only_module'" in text
+    assert "returned a non-zero code" in text  # Docker's own line
+    sys.modules.pop("host_only_module", None)
