@@ -104,6 +104,27 @@ class Storage:
         found = ", ".join(repr(n) for n in self.flows) or "none"
         return f"flow {flow_name!r} is not in this {self.type_name} storage; flows it holds: {found}"
 
+    def _locate(self, location: str | None, flow_name: str | None) -> tuple[str | None, str]:
+        """(flow name, location) for a ``get_flow`` call; a location nobody recorded is an error naming the flow."""
+        name = self.flow_name_for(location, flow_name)
+        if location is None:
+            location = self.flows.get(name) if name else None
+        if location is None:
+            from gitflows.errors import PathNotFoundError
+
+            raise PathNotFoundError(self._missing(str(name)))
+        return name, location
+
+    def _from_bytes(self, data: bytes, name: str | None, where: str) -> Flow:
+        """A flow from stored bytes: the script itself, or a verified pickle envelope."""
+        from gitflows.envelope import flow_from_bytes_pickle
+        from gitflows.flow import select_flow
+        from gitflows.script import extract_flows
+
+        if self.stored_as_script:
+            return select_flow(extract_flows(file_contents=data, display_name=where), name, where)
+        return flow_from_bytes_pickle(data, where=where)
+
     def get_flow(self, location: str | None = None, flow_name: str | None = None) -> Flow:
         """Load a flow back from *location* (or the location of *flow_name*, or of the only flow)."""
         raise NotImplementedError

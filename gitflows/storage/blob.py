@@ -15,11 +15,10 @@ import os
 from typing import Any, ClassVar
 
 from gitflows.blobs import BlobStore, safe_key
-from gitflows.envelope import flow_from_bytes_pickle, flow_to_bytes_pickle
+from gitflows.envelope import flow_to_bytes_pickle
 from gitflows.errors import ConfigurationError, IntegrityError, PathNotFoundError
-from gitflows.flow import Flow, select_flow
+from gitflows.flow import Flow
 from gitflows.naming import slugify, timestamp
-from gitflows.script import extract_flows
 from gitflows.storage.base import Storage
 
 
@@ -88,11 +87,7 @@ class BlobStorage(Storage):
         """Keep what the store answered (Webhook keeps the responses)."""
 
     def get_flow(self, location: str | None = None, flow_name: str | None = None) -> Flow:
-        name = self.flow_name_for(location, flow_name)
-        if location is None:
-            location = self.flows.get(name) if name else None
-        if location is None:
-            raise PathNotFoundError(self._missing(str(name)))
+        name, location = self._locate(location, flow_name)
         key = safe_key(location)
         store = self.make_store()
         data = store.get(key)
@@ -103,10 +98,8 @@ class BlobStorage(Storage):
             if not hmac.compare_digest(actual, expected):
                 raise IntegrityError(f"{where}: content sha256 {actual} does not match the recorded {expected} "
                                      "(the object was changed after it was uploaded); refusing to load it")
-        if self.stored_as_script:
-            return select_flow(extract_flows(file_contents=data, display_name=where), name, where)
-        flow = flow_from_bytes_pickle(data, where=where)
-        if name and flow.name != name:
+        flow = self._from_bytes(data, name, where)
+        if not self.stored_as_script and name and flow.name != name:
             raise IntegrityError(f"{where} holds flow {flow.name!r}, not {name!r}")
         return flow
 

@@ -14,12 +14,11 @@ from typing import Any
 from gitflows.docker.healthcheck import check as healthcheck
 from gitflows.docker.image import FLOWS_LABEL, dockerfile, push_daemonless, read_file
 from gitflows.docker.registry import RegistryClient
-from gitflows.envelope import flow_from_bytes_pickle, flow_to_bytes_pickle
+from gitflows.envelope import flow_to_bytes_pickle
 from gitflows.errors import ConfigurationError, GitflowsError, PathNotFoundError
-from gitflows.flow import Flow, select_flow
+from gitflows.flow import Flow
 from gitflows.naming import slugify
 from gitflows.redact import get_logger, redact
-from gitflows.script import extract_flows
 from gitflows.secrets import resolve_optional_secret, resolve_secret
 from gitflows.storage.base import Storage
 
@@ -212,11 +211,7 @@ class Docker(Storage):
     # -- loading -----------------------------------------------------------------------------
     def get_flow(self, location: str | None = None, flow_name: str | None = None) -> Flow:
         """Inside the image: read the flow from its path. Elsewhere: fetch it from the registry by digest."""
-        name = self.flow_name_for(location, flow_name)
-        if location is None:
-            location = self.flows.get(name) if name else None
-        if location is None:
-            raise PathNotFoundError(self._missing(str(name)))
+        name, location = self._locate(location, flow_name)
         if os.path.exists(location):
             with open(location, "rb") as fh:
                 data = fh.read()
@@ -224,9 +219,7 @@ class Docker(Storage):
             data = read_file(self._registry(), self.image_name or "", self.image_digest, location)
         else:
             raise PathNotFoundError(f"{location} is not on this machine and the image has no pushed digest")
-        if self.stored_as_script:
-            return select_flow(extract_flows(file_contents=data, display_name=location), name, location)
-        return flow_from_bytes_pickle(data, where=location)
+        return self._from_bytes(data, name, location)
 
     def serialize(self) -> dict[str, Any]:
         data = super().serialize()
