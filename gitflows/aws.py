@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from gitflows.errors import ConfigurationError
 
+T = TypeVar("T")
 FORBIDDEN_OPTIONS = ("aws_access_key_id", "aws_secret_access_key", "aws_session_token")
 #: AWS error codes -> the HTTP status gitflows' retry policy acts on
 STATUS = {"AccessDenied": 403, "AccessDeniedException": 403, "AllAccessDisabled": 403,
@@ -37,3 +38,30 @@ def client(service: str, options: Mapping[str, Any], extra: str) -> Any:
     options = dict(options)
     options.setdefault("config", Config(retries={"total_max_attempts": 1}))
     return boto3.client(service, **options)
+
+
+def translated(fn: Callable[[], T], missing: Callable[[str, int, str], Exception | None]) -> T:
+    """Run a boto3 call, turning its failures into what gitflows' retry policy acts on.
+
+    *missing(code, status, message)* returns the not-found error for that answer, or None; anything
+    else becomes an :class:`~gitflows.hosts.http.HTTPFailure` (retried when it is transient).
+    """
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+    from gitflows.hosts.http import HTTPFailure
+
+    try:
+        return fn()
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", ""))
+        message = f"{code}: {error.get('Message', '')}"
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 400
+        not_found = missing(code, status, message)
+        if not_found is not None:
+            raise not_found from None
+        raise HTTPFailure(STATUS.get(code) or status, {}, message) from None
+    except NoCredentialsError:
+        raise HTTPFailure(401, {}, "no AWS credentials found (environment, profile or role)") from None
+    except BotoCoreError as exc:
+        raise HTTPFailure(None, {}, type(exc).__name__) from None

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from gitflows.aws import STATUS, check_client_options
+from gitflows.aws import check_client_options, translated
 from gitflows.aws import client as aws_client
 from gitflows.errors import BucketNotFoundError, NotFoundError, PathNotFoundError
-from gitflows.hosts.http import HTTPFailure, RetryPolicy, call
+from gitflows.hosts.http import RetryPolicy, call
 
 T = TypeVar("T")
 
@@ -32,24 +32,15 @@ class S3Store:
         return self._client
 
     def _call(self, fn: Callable[[], T], key: str, action: str) -> T:
-        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+        def missing(code: str, status: int, message: str) -> Exception | None:
+            if code == "NoSuchBucket":
+                return BucketNotFoundError(f"{self.label()}: {action} {key!r}: the bucket does not exist")
+            if code in ("NoSuchKey", "404") or status == 404:
+                return PathNotFoundError(f"{self.label()}: {action} {key!r}: no such key")
+            return None
 
         def wrapped() -> T:
-            try:
-                return fn()
-            except ClientError as exc:
-                error = exc.response.get("Error", {})
-                code = str(error.get("Code", ""))
-                status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 400
-                if code == "NoSuchBucket":
-                    raise BucketNotFoundError(f"{self.label()}: {action} {key!r}: the bucket does not exist") from None
-                if code in ("NoSuchKey", "404") or (status == 404 and code != "NoSuchBucket"):
-                    raise PathNotFoundError(f"{self.label()}: {action} {key!r}: no such key") from None
-                raise HTTPFailure(STATUS.get(code, status), {}, f"{code}: {error.get('Message', '')}") from None
-            except NoCredentialsError:
-                raise HTTPFailure(401, {}, "no AWS credentials found (environment, profile or role)") from None
-            except BotoCoreError as exc:
-                raise HTTPFailure(None, {}, type(exc).__name__) from None
+            return translated(fn, missing)
 
         return call(wrapped, where=self.label(), action=f"{action} {key!r}", not_found=NotFoundError,
                     auth_hint="check the AWS credentials (environment, profile or role)", policy=self._policy)

@@ -14,7 +14,7 @@ import posixpath
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
-from gitflows.aws import STATUS, check_client_options
+from gitflows.aws import check_client_options, translated
 from gitflows.aws import client as aws_client
 from gitflows.errors import (
     ConfigurationError,
@@ -23,7 +23,7 @@ from gitflows.errors import (
     RefNotFoundError,
     RepoNotFoundError,
 )
-from gitflows.hosts.http import HTTPFailure, RetryPolicy, call
+from gitflows.hosts.http import RetryPolicy, call
 
 T = TypeVar("T")
 NOT_FOUND: dict[str, type[NotFoundError]] = {
@@ -65,24 +65,12 @@ class CodeCommitHost:
         return self._client
 
     def _call(self, fn: Callable[[], T], action: str, not_found: type[NotFoundError]) -> T:
-        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+        def missing(code: str, status: int, message: str) -> Exception | None:
+            cls = NOT_FOUND.get(code)
+            return cls(f"{self.label()}: {action}: not found ({message})") if cls else None
 
         def wrapped() -> T:
-            try:
-                return fn()
-            except ClientError as exc:
-                error = exc.response.get("Error", {})
-                code = str(error.get("Code", ""))
-                message = f"{code}: {error.get('Message', '')}"
-                if code in NOT_FOUND:
-                    cls = NOT_FOUND[code]
-                    raise cls(f"{self.label()}: {action}: not found ({message})") from None
-                status = STATUS.get(code) or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 400
-                raise HTTPFailure(status, {}, message) from None
-            except NoCredentialsError:
-                raise HTTPFailure(401, {}, "no AWS credentials found (environment, profile or role)") from None
-            except BotoCoreError as exc:
-                raise HTTPFailure(None, {}, type(exc).__name__) from None
+            return translated(fn, missing)
 
         return call(wrapped, where=self.label(), action=action, not_found=not_found,
                     auth_hint="check the AWS credentials (environment, profile or role)", policy=self._policy)
