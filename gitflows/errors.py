@@ -27,12 +27,26 @@ class GitflowsError(Exception):
         return f"{type(self).__name__}({str(self)!r})"
 
 
-class ConfigurationError(GitflowsError):
-    """Bad arguments, settings or serialized data; fix the configuration."""
+class ConfigurationError(GitflowsError, ValueError):
+    """Bad arguments, settings or serialized data; fix the configuration.
+
+    Also a :class:`ValueError`, as Prefect 1 raised for a bad argument."""
+
+
+class WrongTypeError(GitflowsError, TypeError):
+    """An argument of the wrong type (a :class:`TypeError`, as Prefect 1 raised)."""
 
 
 class NotFoundError(GitflowsError):
     """Something that was asked for does not exist (or is not visible)."""
+
+
+class ModuleMissingError(NotFoundError, ModuleNotFoundError):
+    """A module to load a flow from cannot be imported (also a :class:`ModuleNotFoundError`)."""
+
+    def __init__(self, message: str = "", name: str | None = None) -> None:
+        super().__init__(message)
+        self.name = name
 
 
 class RepoNotFoundError(NotFoundError):
@@ -47,12 +61,16 @@ class BucketNotFoundError(NotFoundError):
     """The bucket or container does not exist (or the credentials cannot see it)."""
 
 
-class PathNotFoundError(NotFoundError):
-    """A file (script, pickle, module) does not exist where it was expected."""
+class PathNotFoundError(NotFoundError, FileNotFoundError):
+    """A file (script, pickle, module, object) does not exist where it was expected.
+
+    Also a :class:`FileNotFoundError`, as Prefect 1's ``open()`` of a missing file raised."""
 
 
-class FlowNotFoundError(NotFoundError):
-    """The requested flow is not among the flows a script or storage holds."""
+class FlowNotFoundError(NotFoundError, ValueError):
+    """The requested flow is not among the flows a script or storage holds.
+
+    Also a :class:`ValueError`, as Prefect 1's "Flow is not contained in this Storage"."""
 
 
 class SecretNotFoundError(NotFoundError, ConfigurationError):
@@ -75,15 +93,21 @@ class RateLimitedError(GitflowsError):
         self.reset_at = reset_at
 
 
-class RemoteError(GitflowsError):
-    """A server kept failing (5xx, timeouts, connection errors) after retries."""
+class RemoteError(GitflowsError, RuntimeError):
+    """A server kept failing (5xx, timeouts, connection errors) after retries.
+
+    Also a :class:`RuntimeError`, as Prefect 1's Webhook and Bitbucket raised for a failed request."""
 
 
-class IntegrityError(GitflowsError):
+class FlowStorageError(GitflowsError):
+    """A stored flow could not be loaded (Prefect 1's ``prefect.exceptions.FlowStorageError``)."""
+
+
+class IntegrityError(FlowStorageError):
     """Content did not match its recorded digest, blob id or signature."""
 
 
-class IncompatiblePickleError(GitflowsError):
+class IncompatiblePickleError(FlowStorageError):
     """A pickled flow could not be loaded by this Python / library versions."""
 
 
@@ -91,5 +115,5 @@ class ScriptError(GitflowsError):
     """A flow script could not be parsed or executed."""
 
 
-class FlowRunError(GitflowsError):
-    """A flow could not be run (bad parameters, cycle in the graph)."""
+class FlowRunError(GitflowsError, ValueError):
+    """A flow could not be run (bad parameters, cycle in the graph). Also a :class:`ValueError`."""

@@ -18,7 +18,7 @@ import json
 import textwrap
 import time
 import traceback
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from gitflows.errors import FlowNotFoundError, FlowRunError
@@ -242,8 +242,10 @@ class Flow:
         self.run_config = kwargs.pop("run_config", None)
         self.schedule = kwargs.pop("schedule", None)
         self.extra = kwargs
-        self.tasks: list[Task] = []
+        #: a set, as in Prefect 1 (``flow.tasks == {t1, t2}``); the order tasks were added is kept in _slugs
+        self.tasks: set[Task] = set()
         self.edges: set[Edge] = set()
+        self._reference_tasks: set[Task] = set()
         self._slugs: dict[Task, str] = {}
         self._args: dict[Task, dict[str, Any]] = {}
         self._tokens: list[contextvars.Token[Flow | None]] = []
@@ -279,7 +281,7 @@ class Flow:
             slug = f"{t.name}-{n}"
         self._slugs[t] = slug
         self._args[t] = {}
-        self.tasks.append(t)
+        self.tasks.add(t)
         return t
 
     def add_edge(self, upstream: Task, downstream: Task, key: str | None = None) -> Edge:
@@ -340,24 +342,64 @@ class Flow:
     def slug(self, t: Task) -> str:
         return self._slugs[t]
 
+    def _ordered(self) -> list[Task]:
+        """Tasks in the order they were added (``flow.tasks`` is a set, as in Prefect 1)."""
+        return [t for t in self._slugs if t in self.tasks]
+
+    def root_tasks(self) -> set[Task]:
+        """Tasks with no upstream task."""
+        downstream = {e.downstream for e in self.edges}
+        return {t for t in self.tasks if t not in downstream}
+
+    def terminal_tasks(self) -> set[Task]:
+        """Tasks with no downstream task."""
+        upstream = {e.upstream for e in self.edges}
+        return {t for t in self.tasks if t not in upstream}
+
+    def reference_tasks(self) -> set[Task]:
+        """The tasks whose states decide the flow's state: those set, else the terminal tasks (Prefect 1)."""
+        return set(self._reference_tasks) or self.terminal_tasks()
+
+    def set_reference_tasks(self, tasks: Iterable[Task]) -> None:
+        tasks = set(tasks)
+        unknown = [t.name for t in tasks if t not in self.tasks]
+        if unknown:
+            raise ValueError(f"flow {self.name!r}: reference tasks {', '.join(unknown)} are not in the flow")
+        self._reference_tasks = tasks
+
+    def __eq__(self, other: object) -> bool:
+        """Prefect 1's equality: same type, name, tasks, edges and reference tasks."""
+        if type(self) is not type(other):
+            return False
+        assert isinstance(other, Flow)
+        return (self.name, self.tasks, self.edges, self.reference_tasks()) == \
+            (other.name, other.tasks, other.edges, other.reference_tasks())
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    def __iter__(self) -> Iterator[Task]:
+        yield from self.sorted_tasks()
+
     def parameters(self) -> list[Parameter]:
-        return [t for t in self.tasks if isinstance(t, Parameter)]
+        return [t for t in self._ordered() if isinstance(t, Parameter)]
 
     def get_tasks(self, name: str | None = None) -> list[Task]:
-        return [t for t in self.tasks if name is None or t.name == name]
+        return [t for t in self._ordered() if name is None or t.name == name]
 
     def upstream_tasks(self, t: Task) -> list[Task]:
         return [e.upstream for e in self.edges if e.downstream is t]
 
     def sorted_tasks(self) -> list[Task]:
         """Tasks in dependency order (stable: ties keep the order tasks were added)."""
-        order = {id(t): i for i, t in enumerate(self.tasks)}
-        indegree = {id(t): 0 for t in self.tasks}
-        downstream: dict[int, list[Task]] = {id(t): [] for t in self.tasks}
+        tasks = self._ordered()
+        order = {id(t): i for i, t in enumerate(tasks)}
+        indegree = {id(t): 0 for t in tasks}
+        downstream: dict[int, list[Task]] = {id(t): [] for t in tasks}
         for e in self.edges:
             indegree[id(e.downstream)] += 1
             downstream[id(e.upstream)].append(e.downstream)
-        ready = sorted((t for t in self.tasks if indegree[id(t)] == 0), key=lambda t: order[id(t)])
+        ready = [t for t in tasks if indegree[id(t)] == 0]
         result: list[Task] = []
         while ready:
             t = ready.pop(0)
@@ -368,14 +410,14 @@ class Flow:
                     ready.append(d)
             ready.sort(key=lambda x: order[id(x)])
         if len(result) != len(self.tasks):
-            stuck = sorted(self.slug(t) for t in self.tasks if indegree[id(t)] > 0)
+            stuck = sorted(self.slug(t) for t in tasks if indegree[id(t)] > 0)
             raise FlowRunError(f"flow {self.name!r} has a dependency cycle among: {', '.join(stuck)}")
         return result
 
     def structure(self) -> dict[str, Any]:
         """A JSON-able description: tasks, edges, parameters (with defaults), constants."""
         tasks = []
-        for t in self.tasks:
+        for t in self._ordered():
             entry: dict[str, Any] = {"name": self.slug(t), "kind": t.kind}
             if not isinstance(t, Parameter):
                 entry["function"] = getattr(t.fn, "__qualname__", None) if t.fn else type(t).__qualname__
@@ -438,7 +480,7 @@ class Flow:
                 continue
             kwargs = {k: _resolve(v, states) for k, v in self._args[t].items()}
             states[id(t)] = self._run_task(t, slug, kwargs)
-        return FlowState(self, {self.slug(t): states[id(t)] for t in self.tasks})
+        return FlowState(self, {self.slug(t): states[id(t)] for t in self._ordered()})
 
     def _run_task(self, t: Task, slug: str, kwargs: dict[str, Any]) -> TaskState:
         attempts = 0

@@ -14,7 +14,9 @@ from __future__ import annotations
 import ast
 import contextlib
 import hashlib
+import importlib
 import linecache
+import operator
 import os
 import sys
 import traceback
@@ -23,7 +25,14 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from gitflows.errors import PathNotFoundError, ScriptError
+from gitflows.errors import (
+    ConfigurationError,
+    FlowNotFoundError,
+    ModuleMissingError,
+    PathNotFoundError,
+    ScriptError,
+    WrongTypeError,
+)
 from gitflows.flow import Flow, select_flow
 from gitflows.imports import ImportRef, imports_of
 
@@ -149,9 +158,52 @@ def extract_flows(file_path: str | None = None, file_contents: str | bytes | Non
 
 def extract_flow_from_file(file_path: str | None = None, file_contents: str | bytes | None = None,
                            flow_name: str | None = None) -> Flow:
-    """The flow called *flow_name* from a script, or its only flow (never silently the first of several)."""
+    """The flow called *flow_name* from a script, or its only flow (never silently the first of several).
+
+    As Prefect 1: both or neither of *file_path* / *file_contents* is a ValueError
+    (:class:`~gitflows.errors.ConfigurationError`); contents that are not str or bytes a TypeError.
+    """
+    if file_path is not None and file_contents is not None:
+        raise ConfigurationError("Provide either `file_path` or `file_contents` but not both.")
+    if file_path is None and file_contents is None:
+        raise ConfigurationError("Provide either `file_path` or `file_contents`.")
+    if file_contents is not None and not isinstance(file_contents, str | bytes):
+        raise WrongTypeError(f"`file_contents` must be string or bytes, got {type(file_contents).__name__}.")
     flows = extract_flows(file_path, file_contents)
     return select_flow(flows, flow_name, file_path or "<file_contents>")
+
+
+def extract_flow_from_module(module_str: str, flow_name: str | None = None) -> Flow:
+    """A flow from an importable module, as Prefect 1's ``extract_flow_from_module``.
+
+    ``"pkg.flows"``: the flow named *flow_name*, or the module's only flow.
+    ``"pkg.flows:flow"`` / ``"pkg.flows:Obj.attr"``: that attribute; a callable is called and must
+    return a flow. A flow of another name than *flow_name* is a ValueError.
+    """
+    if not isinstance(module_str, str) or not module_str:
+        raise WrongTypeError(f"module_str must be a non-empty str such as 'pkg.flows', got {module_str!r}")
+    mod_name, has_attr, attr = module_str.partition(":")
+    try:
+        module = importlib.import_module(mod_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and mod_name.startswith(exc.name):
+            raise ModuleMissingError(f"module {mod_name!r} cannot be imported: no module named {exc.name!r} "
+                                     "(is it installed, or its folder on PYTHONPATH?)", name=exc.name) from None
+        raise
+    if has_attr:
+        try:
+            flow = operator.attrgetter(attr)(module)
+        except AttributeError:
+            raise FlowNotFoundError(f"Failed to find flow at {module_str!r}: module {mod_name!r} has no "
+                                    f"attribute {attr!r}") from None
+        if callable(flow) and not isinstance(flow, Flow):
+            flow = flow()
+        if not isinstance(flow, Flow):
+            raise WrongTypeError(f"Object at {module_str!r} is a {type(flow).__name__}, not a gitflows Flow")
+        if flow_name is not None and flow.name != flow_name:
+            raise FlowNotFoundError(f"Flow at {module_str!r} is named {flow.name!r}, expected {flow_name!r}")
+        return flow
+    return select_flow(flows_in(module), flow_name, f"module {mod_name}")
 
 
 # -- static inspection ---------------------------------------------------------------

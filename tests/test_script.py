@@ -95,7 +95,7 @@ def test_sibling_imports_work_and_sys_path_and_modules_are_restored(write, tmp_p
     assert not {"lib", "lib.helpers", "siblingmod"} & added
     # the flow still runs: its functions keep their module globals
     assert flow.run().results["greet"] == "HI!"
-    module_file = flow.tasks[0].fn.__globals__["HERE"]
+    module_file = flow.get_tasks()[0].fn.__globals__["HERE"]
     assert module_file == str(path)
 
 

@@ -73,6 +73,7 @@ class BlobStorage(Storage):
 
     def build(self) -> BlobStorage:
         """Upload every added flow; record the sha256 of each upload."""
+        self.run_basic_healthchecks()
         store = self.make_store()
         for name, key in self.flows.items():
             if name not in self._flows:
@@ -86,8 +87,11 @@ class BlobStorage(Storage):
     def _after_upload(self, name: str, answer: object) -> None:
         """Keep what the store answered (Webhook keeps the responses)."""
 
-    def get_flow(self, location: str | None = None, flow_name: str | None = None) -> Flow:
-        name, location = self._locate(location, flow_name)
+    @property
+    def own_location(self) -> str | None:
+        return self.given_key
+
+    def _load(self, name: str | None, location: str) -> Flow:
         key = safe_key(location)
         store = self.make_store()
         data = store.get(key)
@@ -98,10 +102,7 @@ class BlobStorage(Storage):
             if not hmac.compare_digest(actual, expected):
                 raise IntegrityError(f"{where}: content sha256 {actual} does not match the recorded {expected} "
                                      "(the object was changed after it was uploaded); refusing to load it")
-        flow = self._from_bytes(data, name, where)
-        if not self.stored_as_script and name and flow.name != name:
-            raise IntegrityError(f"{where} holds flow {flow.name!r}, not {name!r}")
-        return flow
+        return self._from_bytes(data, name, where)
 
     def serialize(self) -> dict[str, Any]:
         data = super().serialize()

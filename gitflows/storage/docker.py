@@ -126,6 +126,7 @@ class Docker(Storage):
     # -- building ----------------------------------------------------------------------------
     def build(self, push: bool = True, daemonless: bool = False) -> Docker:
         """Build the image (daemon, or ``daemonless=True``), run the healthchecks, push, record the digest."""
+        self.run_basic_healthchecks()
         if daemonless:
             return self._build_daemonless()
         return self._build_with_daemon(push)
@@ -209,9 +210,8 @@ class Docker(Storage):
         return self
 
     # -- loading -----------------------------------------------------------------------------
-    def get_flow(self, location: str | None = None, flow_name: str | None = None) -> Flow:
+    def _load(self, name: str | None, location: str) -> Flow:
         """Inside the image: read the flow from its path. Elsewhere: fetch it from the registry by digest."""
-        name, location = self._locate(location, flow_name)
         if os.path.exists(location):
             with open(location, "rb") as fh:
                 data = fh.read()

@@ -99,11 +99,9 @@ class Git(RepoStorage):
 
         return GitHost(url, credentials if (secret or url_creds) else _none, secret_name=secret)
 
-    def get_flow(self, location: str | None = None, flow_name: str | None = None) -> Flow:
-        """``get_flow()`` returns ``flow_name`` (or the only flow); ``get_flow("other")`` returns flow "other"."""
-        if location is not None and flow_name is None and (location in self.flows or not location.endswith(".py")):
-            location, flow_name = None, location
-        return super().get_flow(location, flow_name or self.flow_name)
+    def _load(self, name: str | None, location: str) -> Flow:
+        """The flow asked for by name; with none, ``flow_name`` (or the only flow in the script)."""
+        return super()._load(name or self.flow_name, location)
 
 
 def _none() -> Credentials | None:

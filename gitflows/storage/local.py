@@ -8,35 +8,31 @@ script holding several flows loads the one asked for.
 
 from __future__ import annotations
 
-import importlib
 import os
 import re
 import socket
 from typing import Any
 
-from gitflows.envelope import flow_from_bytes_pickle, flow_to_bytes_pickle
+from gitflows.envelope import flow_to_bytes_pickle
 from gitflows.errors import ConfigurationError, PathNotFoundError
 from gitflows.flow import Flow, select_flow
 from gitflows.naming import slugify, timestamp
-from gitflows.script import extract_flows, flows_in
+from gitflows.script import extract_flow_from_module, extract_flows
 from gitflows.storage.base import Storage
 
 DEFAULT_DIRECTORY = os.path.join("~", ".gitflows", "flows")
-_MODULE_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+_DOTTED = r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*"
+_MODULE_PATH = re.compile(rf"^{_DOTTED}(:{_DOTTED})?$")
 
 
 def is_module_path(location: str) -> bool:
-    """``pkg.mod`` (a Python import path) rather than a file path."""
+    """``pkg.mod`` or ``pkg.mod:attr`` (a Python import path) rather than a file path."""
     return bool(_MODULE_PATH.match(location)) and not location.endswith(".py") and os.sep not in location
 
 
-def load_module_flow(module_name: str, flow_name: str | None) -> Flow:
-    """Import *module_name* and return its flow called *flow_name* (or its only flow)."""
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        raise PathNotFoundError(f"module {module_name!r} cannot be imported: no module named {exc.name!r}") from None
-    return select_flow(flows_in(module), flow_name, f"module {module_name}")
+def load_module_flow(module_str: str, flow_name: str | None) -> Flow:
+    """Import *module_str* (``pkg.mod`` or ``pkg.mod:attr``) and return its flow called *flow_name* (or its only flow)."""
+    return extract_flow_from_module(module_str, flow_name)
 
 
 class Local(Storage):
@@ -48,7 +44,7 @@ class Local(Storage):
 
     type_name = "Local"
     fields = ("directory", "validate", "path")
-    default_labels_on = True
+    own_location_field = "path"
 
     def __init__(self, directory: str | None = None, validate: bool = True, path: str | None = None,
                  stored_as_script: bool = False, **kwargs: Any) -> None:
@@ -59,6 +55,7 @@ class Local(Storage):
         if self.validate and not self.stored_as_script:
             os.makedirs(self.directory, exist_ok=True)
 
+    @property
     def default_labels(self) -> list[str]:
         return [socket.gethostname()]
 
@@ -88,12 +85,7 @@ class Local(Storage):
                                      "refusing to load it")
         return real
 
-    def get_flow(self, location: str | None = None, flow_name: str | None = None) -> Flow:
-        name = self.flow_name_for(location, flow_name)
-        if location is None:
-            location = self.flows[name] if name in self.flows else None
-        if location is None:
-            raise PathNotFoundError(self._missing(str(name)))
+    def _load(self, name: str | None, location: str) -> Flow:
         if self.stored_as_script:
             if is_module_path(location):
                 return load_module_flow(location, name)
@@ -105,7 +97,4 @@ class Local(Storage):
         except FileNotFoundError:
             raise PathNotFoundError(f"pickled flow {location} does not exist (was it built on another machine?)") \
                 from None
-        flow = flow_from_bytes_pickle(data, where=location)
-        if name and flow.name != name:
-            raise ConfigurationError(f"{location} holds flow {flow.name!r}, not {name!r}")
-        return flow
+        return self._from_bytes(data, name, location)

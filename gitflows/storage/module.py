@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gitflows.errors import ConfigurationError, PathNotFoundError
+from gitflows.errors import ConfigurationError
 from gitflows.flow import Flow
 from gitflows.storage.base import Storage
 from gitflows.storage.local import is_module_path, load_module_flow
@@ -15,6 +15,7 @@ class Module(Storage):
 
     type_name = "Module"
     fields = ("module",)
+    own_location_field = "module"
 
     def __init__(self, module: str, **kwargs: Any) -> None:
         if not isinstance(module, str) or not is_module_path(module):
@@ -26,9 +27,7 @@ class Module(Storage):
     def _location_for(self, flow: Flow) -> str:
         return self.module
 
-    def get_flow(self, location: str | None = None, flow_name: str | None = None) -> Flow:
-        module = location or self.module
-        name = self.flow_name_for(module, flow_name)
-        if not is_module_path(module):
-            raise PathNotFoundError(f"Module storage location {module!r} is not a module import path")
-        return load_module_flow(module, name)
+    def _load(self, name: str | None, location: str) -> Flow:
+        if not is_module_path(location):
+            raise ConfigurationError(f"Module storage location {location!r} is not a module import path")
+        return load_module_flow(location, name)

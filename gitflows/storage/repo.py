@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from gitflows.cache import Cache
-from gitflows.errors import ConfigurationError, PathNotFoundError
+from gitflows.errors import ConfigurationError
 from gitflows.flow import Flow
 from gitflows.hosts import Host
 from gitflows.imports import safe_relpath
@@ -72,6 +72,7 @@ class RepoStorage(Storage):
 
     def build(self) -> RepoStorage:
         """Pin the requested ref to its commit SHA and record each flow's files with their blob ids."""
+        self.run_basic_healthchecks()
         host = self.make_host()
         self.sha = resolve(host, self.requested_ref)
         cache = Cache()
@@ -80,13 +81,11 @@ class RepoStorage(Storage):
             self.closures[name] = loaded.closure
         return self
 
-    def get_flow(self, location: str | None = None, flow_name: str | None = None) -> Flow:
-        name = self.flow_name_for(location, flow_name) if self.flows else flow_name
-        if location is None:
-            location = (self.flows.get(name) if name else None) or self.script_path
-        if not location:
-            raise PathNotFoundError(self._missing(str(name)) if name else
-                                    f"{self.type_name} storage has no {self.path_field} and no location was given")
+    @property
+    def own_location(self) -> str | None:
+        return self.script_path
+
+    def _load(self, name: str | None, location: str) -> Flow:
         ref = self.sha or self.requested_ref
         expected = self.closures.get(name) if (name and self.sha) else None
         if expected and safe_relpath(location) != expected[0][0]:

@@ -46,7 +46,7 @@ def test_default_directory_and_hostname_label(isolated):
 def test_duplicate_flow_name_is_an_error(tmp_path):
     storage = Local(directory=str(tmp_path))
     storage.add_flow(make_flow("dup"))
-    with pytest.raises(ConfigurationError, match="already holds a flow named 'dup'"):
+    with pytest.raises(ConfigurationError, match='Name conflict: Flow with the name "dup" is already present'):
         storage.add_flow(make_flow("dup"))
 
 
@@ -59,17 +59,25 @@ def test_missing_pickle_names_the_path(tmp_path):
 
 
 def test_location_outside_directory_is_refused(tmp_path):
+    """A location nobody recorded is never loaded; a recorded one (from serialized, possibly tampered
+    data) must still lie inside ``directory``."""
+    from gitflows.errors import FlowNotFoundError
+    from gitflows.storage import from_dict
+
     storage = Local(directory=str(tmp_path / "flows"))
     outside = tmp_path / "evil.gitflows-pickle"
     outside.write_bytes(b"whatever")
-    with pytest.raises(ConfigurationError, match="outside the storage directory"):
+    with pytest.raises(FlowNotFoundError, match="holds no flows"):
         storage.get_flow(str(outside))
-    with pytest.raises(ConfigurationError, match="outside the storage directory"):
-        storage.get_flow(str(tmp_path / "flows" / ".." / "evil.gitflows-pickle"))
     link = tmp_path / "flows" / "link"
     link.symlink_to(outside)
-    with pytest.raises(ConfigurationError, match="outside the storage directory"):
-        storage.get_flow(str(link))
+    for location in (str(outside), str(tmp_path / "flows" / ".." / "evil.gitflows-pickle"), str(link)):
+        data = storage.serialize()
+        data["flows"] = {"evil": location}
+        with pytest.raises(ConfigurationError, match="outside the storage directory"):
+            from_dict(data).get_flow("evil")
+        with pytest.raises(ConfigurationError, match="outside the storage directory"):
+            from_dict(data).get_flow(location)
 
 
 def test_tampered_pickle_is_refused(tmp_path):
@@ -134,5 +142,5 @@ def test_module_path_when_stored_as_script(write, monkeypatch, tmp_path):
     assert storage.get_flow().name == "mod-flow"
     missing = Local(stored_as_script=True, path="pkgflows.nothere")
     missing.flows["x"] = "pkgflows.nothere"
-    with pytest.raises(PathNotFoundError, match="module 'pkgflows.nothere' cannot be imported"):
+    with pytest.raises(ModuleNotFoundError, match="module 'pkgflows.nothere' cannot be imported"):
         missing.get_flow()

@@ -98,11 +98,17 @@ def test_unknown_type_and_missing_fields():
 
 
 def test_base_storage_contract():
-    storage = Storage(labels=["l"], secrets=["S"])
+    with pytest.raises(TypeError, match="abstract"):
+        Storage()
+
+    class Sub(Storage):
+        pass
+
+    storage = Sub(labels=["l"], secrets=["S"])
     assert storage.labels == ["l"] and storage.secrets == ["S"]
     assert "x" not in storage and Flow("x") not in storage
     with pytest.raises(ConfigurationError, match="lists of names"):
-        Storage(secrets="ONE_SECRET")
+        Sub(secrets="ONE_SECRET")
 
 
 def test_secret_values_never_in_repr_or_serialize(monkeypatch, tmp_path):
