@@ -118,9 +118,15 @@ def flow_from_bytes_pickle(data: bytes, signing_key_secret: str | None = None, w
         sides = (f"pickled with Python {theirs['python']}, cloudpickle {theirs['cloudpickle']}, gitflows "
                  f"{theirs['gitflows']}; loading with Python {ours['python']}, cloudpickle "
                  f"{ours['cloudpickle']}, gitflows {ours['gitflows']}")
-        hint = "" if theirs == ours else " (versions differ: re-register the flow from this environment)"
-        raise IncompatiblePickleError(f"{where}: cannot unpickle flow {header.get('flow')!r}: "
-                                      f"{type(exc).__name__}: {exc}; {sides}{hint}") from exc
+        parts = [f"An error occurred while unpickling the flow {header.get('flow')!r} from {where}: "
+                 f"{type(exc).__name__}: {exc}; {sides}"]
+        if theirs != ours:
+            parts.append("This may be due to the version mismatches between the build and the run environments: "
+                         "re-register the flow from this environment.")
+        if isinstance(exc, ImportError):
+            parts.append("This may be due to a missing Python module in this environment: install the flow's "
+                         "dependencies here.")
+        raise IncompatiblePickleError(" ".join(parts)) from exc
     if not isinstance(flow, Flow):
         raise IncompatiblePickleError(f"{where}: payload is a {type(flow).__name__}, not a gitflows Flow")
     return flow

@@ -18,6 +18,7 @@ import json
 import textwrap
 import time
 import traceback
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
@@ -46,6 +47,10 @@ def _jsonable(value: Any) -> Any:
         return value
     except (TypeError, ValueError):
         return f"<{type(value).__module__}.{type(value).__qualname__}>"
+
+
+#: true while gitflows executes a flow script to extract its flows (Prefect 1's ``context.loading_flow``)
+loading_flow: contextvars.ContextVar[bool] = contextvars.ContextVar("gitflows_loading_flow", default=False)
 
 
 class Task:
@@ -464,8 +469,16 @@ class Flow:
             raise FlowRunError(f"flow {self.name!r}: required parameter(s) not given: {', '.join(sorted(missing))}")
         return values
 
-    def run(self, parameters: Mapping[str, Any] | None = None) -> FlowState:
-        """Run every task in dependency order in this process and return the flow's state."""
+    def run(self, parameters: Mapping[str, Any] | None = None) -> FlowState | None:
+        """Run every task in dependency order in this process and return the flow's state.
+
+        Called while gitflows is loading the flow's script (a bare ``flow.run()`` at the bottom of a
+        Prefect 1 flow file), it warns and returns None without running, as Prefect 1 did.
+        """
+        if loading_flow.get():
+            warnings.warn(f"flow {self.name!r}: flow.run() was called while its script was being loaded; gitflows "
+                          "skips it (guard it with `if __name__ == \"__main__\":`)", UserWarning, stacklevel=2)
+            return None
         values = self._check_parameters(dict(parameters or {}))
         states: dict[int, TaskState] = {}
         for t in self.sorted_tasks():
@@ -526,19 +539,22 @@ def _resolve(value: Any, states: dict[int, TaskState]) -> Any:
 
 
 def select_flow(flows: list[Flow], flow_name: str | None, where: str) -> Flow:
-    """Pick the flow called *flow_name* from *flows*, or the only one; never silently the first."""
+    """Pick the flow called *flow_name* from *flows*, or the only one; never silently the first.
+
+    Messages keep Prefect 1's phrases ("Failed to find flow", "No flows found", "Multiple flows
+    found") on one line.
+    """
     names = [f.name for f in flows]
+    found = ", ".join(repr(n) for n in names) or "none"
     if flow_name is not None:
         for f in flows:
             if f.name == flow_name:
                 return f
-        found = ", ".join(repr(n) for n in names) or "none"
-        raise FlowNotFoundError(f"flow {flow_name!r} not found in {where}; flows found: {found}")
+        raise FlowNotFoundError(f"Failed to find flow {flow_name!r} in {where}; flows found: {found}")
     if not flows:
-        raise FlowNotFoundError(f"no flows found in {where}")
+        raise FlowNotFoundError(f"No flows found in {where}")
     if len(flows) > 1:
         raise FlowNotFoundError(
-            f"{where} defines {len(flows)} flows ({', '.join(repr(n) for n in names)}); "
-            "name the one you want (flow_name=... / --flow NAME)"
+            f"Multiple flows found in {where} ({found}); name the one you want (flow_name=... / --flow NAME)"
         )
     return flows[0]

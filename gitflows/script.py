@@ -33,7 +33,7 @@ from gitflows.errors import (
     ScriptError,
     WrongTypeError,
 )
-from gitflows.flow import Flow, select_flow
+from gitflows.flow import Flow, loading_flow, select_flow
 from gitflows.imports import ImportRef, imports_of
 
 SCRIPT_MODULE_NAME = "__gitflows_script__"
@@ -121,6 +121,7 @@ def run_script(file_path: str | None = None, file_contents: str | bytes | None =
     paths = list(extra_paths)
     if file_path is not None:
         paths.insert(0, os.path.dirname(filename))
+    loading = loading_flow.set(True)
     with script_environment(paths):
         try:
             exec(code, module.__dict__)
@@ -137,6 +138,8 @@ def run_script(file_path: str | None = None, file_contents: str | bytes | None =
             raise ScriptError(f"{where}: the script raised {type(exc).__name__}: {exc}") from exc
         except SystemExit as exc:
             raise ScriptError(f"{display}: the script called exit({exc.code!r}) while being loaded") from exc
+        finally:
+            loading_flow.reset(loading)
     return module
 
 

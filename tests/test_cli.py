@@ -55,7 +55,7 @@ def test_user_errors_are_one_line_with_exit_two(write, tmp_path):
     result = run_cli("run", "two.py", cwd=tmp_path)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
-    assert lines == ["error: two.py defines 2 flows ('a', 'b'); name the one you want (flow_name=... / --flow NAME)"]
+    assert lines == ["error: Multiple flows found in two.py ('a', 'b'); name the one you want (flow_name=... / --flow NAME)"]
     missing = run_cli("run", "nope.py", cwd=tmp_path)
     assert missing.returncode == 2 and missing.stderr.strip() == "error: flow script nope.py does not exist"
     bad_param = run_cli("run", "two.py", "--flow", "a", "--param", "novalue", cwd=tmp_path)

@@ -106,7 +106,7 @@ def test_version_mismatch_that_breaks_loading_names_both_sides():
         flow_from_bytes_pickle(rebuild(header, payload))
     text = str(err.value)
     assert "pickled with Python 3.8.10, cloudpickle 1.6.0, gitflows 0.0.1" in text
-    assert "loading with Python 3." in text and "versions differ" in text
+    assert "loading with Python 3." in text and "version mismatches" in text
 
 
 def test_unknown_format_is_incompatible():

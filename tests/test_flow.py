@@ -196,9 +196,9 @@ def test_fingerprint_changes_with_parameter_default():
 def test_select_flow_never_takes_the_first_silently():
     a, b = Flow("a"), Flow("b")
     assert select_flow([a, b], "b", "x.py") is b
-    with pytest.raises(FlowNotFoundError, match=r"x.py defines 2 flows \('a', 'b'\)"):
+    with pytest.raises(FlowNotFoundError, match=r"Multiple flows found in x.py \('a', 'b'\)"):
         select_flow([a, b], None, "x.py")
-    with pytest.raises(FlowNotFoundError, match=r"flow 'c' not found in x.py; flows found: 'a', 'b'"):
+    with pytest.raises(FlowNotFoundError, match=r"Failed to find flow 'c' in x.py; flows found: 'a', 'b'"):
         select_flow([a, b], "c", "x.py")
-    with pytest.raises(FlowNotFoundError, match="no flows found in x.py"):
+    with pytest.raises(FlowNotFoundError, match="No flows found in x.py"):
         select_flow([], None, "x.py")

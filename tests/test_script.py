@@ -33,8 +33,8 @@ def test_by_name_only_flow_and_several_flows(write):
     assert extract_flow_from_file(str(path), flow_name="second").name == "second"
     with pytest.raises(FlowNotFoundError) as err:
         extract_flow_from_file(str(path))
-    assert "defines 2 flows ('first', 'second')" in str(err.value)
-    with pytest.raises(FlowNotFoundError, match="flow 'third' not found in .*two.py; flows found: 'first', 'second'"):
+    assert "Multiple flows found in" in str(err.value)
+    with pytest.raises(FlowNotFoundError, match="Failed to find flow 'third' in .*two.py; flows found: 'first', 'second'"):
         extract_flow_from_file(str(path), flow_name="third")
     one = write("one.py", "from gitflows import Flow\nf = Flow('only')\n")
     assert extract_flow_from_file(str(one)).name == "only"
@@ -44,7 +44,7 @@ def test_contents_without_a_file_and_no_flows(write):
     flow = extract_flow_from_file(file_contents=TWO_FLOWS, flow_name="first")
     assert flow.run().results["hello"] == "hello a"
     empty = write("empty.py", "x = 1\n")
-    with pytest.raises(FlowNotFoundError, match=r"no flows found in .*empty.py"):
+    with pytest.raises(FlowNotFoundError, match=r"No flows found in .*empty.py"):
         extract_flow_from_file(str(empty))
 
 

@@ -49,11 +49,13 @@ class Local(Storage):
     def __init__(self, directory: str | None = None, validate: bool = True, path: str | None = None,
                  stored_as_script: bool = False, **kwargs: Any) -> None:
         super().__init__(stored_as_script=stored_as_script, **kwargs)
-        self.directory = os.path.abspath(os.path.expanduser(directory or DEFAULT_DIRECTORY))
+        directory = directory or DEFAULT_DIRECTORY
         self.validate = bool(validate)
+        if self.validate:  # as Prefect 1: made absolute and created; with validate=False kept exactly as given
+            directory = os.path.abspath(os.path.expanduser(directory))
+            os.makedirs(directory, exist_ok=True)
+        self.directory = directory
         self.path = path
-        if self.validate and not self.stored_as_script:
-            os.makedirs(self.directory, exist_ok=True)
 
     @property
     def default_labels(self) -> list[str]:
@@ -68,10 +70,12 @@ class Local(Storage):
             if self.validate and not is_module_path(self.path) and not os.path.isfile(self.path):
                 raise PathNotFoundError(f"flow script {self.path} does not exist (flow {flow.name!r})")
             return self.path
-        folder = os.path.join(self.directory, slugify(flow.name))
-        os.makedirs(folder, exist_ok=True)
-        location = os.path.join(folder, f"{timestamp()}.gitflows-pickle")
-        tmp = location + ".tmp"
+        if self.path:  # as Prefect 1: path= is where the pickle goes
+            location = self.path
+        else:
+            location = os.path.join(self.directory, slugify(flow.name), f"{timestamp()}.gitflows-pickle")
+        os.makedirs(os.path.dirname(os.path.abspath(location)), exist_ok=True)
+        tmp = f"{location}.{os.getpid()}.tmp"
         with open(tmp, "wb") as fh:
             fh.write(flow_to_bytes_pickle(flow))
         os.replace(tmp, location)
@@ -90,7 +94,9 @@ class Local(Storage):
             if is_module_path(location):
                 return load_module_flow(location, name)
             return select_flow(extract_flows(file_path=location), name, location)
-        real = self._inside_directory(location)
+        # a location recorded under flows must lie inside directory (flows may come from serialized data);
+        # the storage's own path= is the user's explicit choice
+        real = location if self.path and location == self.path else self._inside_directory(location)
         try:
             with open(real, "rb") as fh:
                 data = fh.read()

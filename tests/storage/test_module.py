@@ -21,7 +21,7 @@ def test_imports_module_and_returns_named_flow(write, tmp_path, monkeypatch):
         storage.get_flow(flow_name="two")
     # a storage that recorded nothing picks the named flow out of its module
     assert Module("teamflows.all").get_flow("two").name == "two"
-    with pytest.raises(FlowNotFoundError, match="flow 'three' not found in module teamflows.all"):
+    with pytest.raises(FlowNotFoundError, match="Failed to find flow 'three' in module teamflows.all"):
         Module("teamflows.all").get_flow("three")
 
 
