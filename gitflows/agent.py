@@ -8,18 +8,13 @@ attempts are used up, then marked lost. SIGTERM (and Ctrl-C) stop claiming; runs
 
 from __future__ import annotations
 
-import json
-import os
 import signal
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from gitflows.errors import GitflowsError
-from gitflows.redact import get_logger, redact
+from gitflows.redact import get_logger
 from gitflows.register import visible_on_remote
 from gitflows.registry import Registry, Run, open_registry
 from gitflows.registry.sql import agent_name
@@ -147,35 +142,10 @@ class Agent:
         return state
 
     def _child(self, run: Run, storage: dict[str, object]) -> tuple[str, str | None, str]:
-        with tempfile.TemporaryDirectory(prefix="gitflows-run-") as tmp:
-            spec, result = os.path.join(tmp, "spec.json"), os.path.join(tmp, "result.json")
-            with open(spec, "w", encoding="utf-8") as fh:
-                json.dump({"storage": storage, "flow_name": run.flow_name, "parameters": run.parameters}, fh)
-            proc = subprocess.Popen([sys.executable, "-m", "gitflows.child", spec, result], stdout=subprocess.PIPE,
-                                    stderr=subprocess.STDOUT, start_new_session=True)
-            out: list[bytes] = []
-            reader = threading.Thread(target=lambda: out.append(proc.stdout.read() if proc.stdout else b""), daemon=True)
-            reader.start()
-            deadline = time.monotonic() + self.timeout
-            timed_out = False
-            while proc.poll() is None:
-                if time.monotonic() > deadline:
-                    timed_out = True
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    break
-                self.registry().heartbeat(run.id, self.name)
-                try:
-                    proc.wait(self.heartbeat_every)
-                except subprocess.TimeoutExpired:
-                    pass
-            proc.wait()
-            reader.join(10)
-            logs = redact(b"".join(out).decode("utf-8", "replace"))[-MAX_LOG:]
-            if timed_out:
-                return "failed", f"timed out after {self.timeout:.0f}s", logs
-            try:
-                with open(result, encoding="utf-8") as fh:
-                    outcome = json.load(fh)
-            except (OSError, ValueError):
-                return "failed", f"the run's process exited with code {proc.returncode} and no result", logs
-            return str(outcome["state"]), outcome.get("error"), logs
+        from gitflows.storage.runner import ChildProcessRunner
+
+        runner = ChildProcessRunner(storage, flow_name=run.flow_name, parameters=run.parameters, max_log=MAX_LOG)
+        outcome = runner.run(timeout=self.timeout, tick=lambda: self.registry().heartbeat(run.id, self.name),
+                             tick_every=self.heartbeat_every)
+        return outcome.state, outcome.error, outcome.logs
+

@@ -1,7 +1,9 @@
 """Runs one flow in a child process for the agent: ``python -m gitflows.child SPEC.json RESULT.json``.
 
-SPEC: {"storage": <serialized storage>, "flow_name": str, "parameters": {...}}. The flow is loaded
-through its storage — pinned SHA, registered closure verified blob by blob, cache first — and run.
+SPEC: {"storage": <serialized storage>, "flow_name": str, "flow_location": str|None, "parameters": {...}}.
+The flow is loaded through its storage — pinned SHA, registered closure verified blob by blob, cache
+first — the storage's secrets are resolved (gitflows.context), and it runs with stdout and stderr
+scrubbed of every secret value.
 RESULT: {"state": "success"|"failed", "error": str|None, "tasks": {name: state}}. Exit code 0 when
 the flow succeeded, 1 when it failed, 2 when it could not be loaded.
 """
@@ -37,30 +39,40 @@ def main(argv: list[str]) -> int:
         spec = json.load(fh)
     result: dict[str, object] = {"state": "failed", "error": None, "tasks": {}}
     code = 2
-    try:
-        from gitflows.errors import GitflowsError
-        from gitflows.storage import from_dict
+    from gitflows.redact import redact, redacted_output
 
+    with redacted_output():
         try:
-            flow = from_dict(spec["storage"]).get_flow(flow_name=spec["flow_name"])
-        except GitflowsError as exc:
-            result["error"] = f"could not load the flow: {exc}"
-        else:
-            print(f"loaded flow {flow.name!r}", flush=True)
-            state = flow.run(parameters=spec.get("parameters") or {})
-            for name, task_state in state.result.items():
-                print(f"  {task_state.state:<8} {name}" + (f"  {task_state.message}" if task_state.message else ""),
-                      flush=True)
-            result["tasks"] = {name: s.state for name, s in state.result.items()}
-            if state.is_successful():
-                result["state"], code = "success", 0
-            else:
-                result["error"], code = state.message, 1
-    except Exception as exc:  # noqa: BLE001 - report anything, the parent records it
-        from gitflows.redact import redact
+            from gitflows.context import use_secrets
+            from gitflows.errors import GitflowsError
+            from gitflows.storage import from_dict
 
-        result["error"] = redact(f"{type(exc).__name__}: {exc}")
-        traceback.print_exc()
+            try:
+                storage = from_dict(spec["storage"])
+                flow = storage.get_flow(spec.get("flow_location"), flow_name=spec.get("flow_name"))
+            except GitflowsError as exc:
+                result["error"] = f"could not load the flow: {exc}"
+            else:
+                print(f"loaded flow {flow.name!r}", flush=True)
+                try:
+                    with use_secrets(storage.secrets):
+                        state = flow.run(parameters=spec.get("parameters") or {})
+                except GitflowsError as exc:
+                    result["error"] = f"could not run the flow: {exc}"
+                else:
+                    for name, task_state in state.result.items():
+                        print(f"  {task_state.state:<8} {name}"
+                              + (f"  {task_state.message}" if task_state.message else ""), flush=True)
+                    result["tasks"] = {name: s.state for name, s in state.result.items()}
+                    if state.is_successful():
+                        result["state"], code = "success", 0
+                    else:
+                        result["error"], code = state.message, 1
+        except Exception as exc:  # noqa: BLE001 - report anything, the parent records it
+            result["error"] = f"{type(exc).__name__}: {exc}"
+            traceback.print_exc()
+        if result["error"] is not None:
+            result["error"] = redact(str(result["error"]))
     with open(result_path, "w", encoding="utf-8") as fh:
         json.dump(result, fh)
     return code

@@ -132,11 +132,15 @@ def run(target: str, flow_name: str | None, params: tuple[str, ...], version: in
 
 
 def _run_file(file: str, flow_name: str | None, parameters: dict[str, Any]) -> None:
+    from gitflows.context import use_secrets
+    from gitflows.redact import redacted_output
     from gitflows.script import extract_flow_from_file
 
     flow = extract_flow_from_file(file_path=file, flow_name=flow_name)
     click.echo(f"running flow {flow.name!r} from {file}", err=True)
-    state = flow.run(parameters=parameters)
+    secrets = list(getattr(flow.storage, "secrets", None) or [])
+    with use_secrets(secrets), redacted_output():
+        state = flow.run(parameters=parameters)
     for name, task_state in state.result.items():
         detail = task_state.message or _short(task_state.result)
         click.echo(f"  {task_state.state:<8} {name}" + (f"  {detail}" if detail else ""))

@@ -122,3 +122,61 @@ def get_logger(name: str) -> logging.Logger:
     if _filter not in logger.filters:
         logger.addFilter(_filter)
     return logger
+
+
+class RedactingStream:
+    """A text stream that scrubs registered secrets from what is written, line by line.
+
+    Output is held until a newline (or ``flush``/``close``) so a secret written in two pieces is
+    still masked whole. Writes made below Python (a subprocess writing to the inherited file
+    descriptor) do not pass through it.
+    """
+
+    def __init__(self, stream: object) -> None:
+        self._stream = stream
+        self._pending = ""
+        self._lock = threading.Lock()
+
+    def write(self, text: str) -> int:
+        if not isinstance(text, str):
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        with self._lock:
+            self._pending += text
+            if "\n" in self._pending:
+                done, _, self._pending = self._pending.rpartition("\n")
+                self._stream.write(redact(done + "\n"))  # type: ignore[attr-defined]
+                if len(self._pending) > 65536:  # a very long line: do not hold it forever
+                    self._stream.write(redact(self._pending))  # type: ignore[attr-defined]
+                    self._pending = ""
+        return len(text)
+
+    def flush(self) -> None:
+        with self._lock:
+            if self._pending:
+                self._stream.write(redact(self._pending))  # type: ignore[attr-defined]
+                self._pending = ""
+        self._stream.flush()  # type: ignore[attr-defined]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._stream, name)
+
+
+class redacted_output:  # noqa: N801 - used as a context manager, like contextlib's
+    """``with redacted_output():`` — ``sys.stdout`` and ``sys.stderr`` scrub secrets until the block ends."""
+
+    def __enter__(self) -> redacted_output:
+        import sys
+
+        self._saved = sys.stdout, sys.stderr
+        sys.stdout, sys.stderr = RedactingStream(sys.stdout), RedactingStream(sys.stderr)  # type: ignore[assignment]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import sys
+
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        sys.stdout, sys.stderr = self._saved

@@ -218,10 +218,12 @@ class Storage:
                                              f"{type(exc).__name__}: {exc}") from None
 
     def get_env_runner(self, flow_location: str) -> Any:
-        """A runner for *flow_location*: ``runner.run(env)`` runs the flow in a child process with *env*."""
-        from gitflows.runner import ChildProcessRunner
+        """A runner for the flow at *flow_location* (Prefect's 2020 API): ``runner.run(env)`` runs it in a
+        child process with the environment variables *env* added, and returns a ``RunResult``."""
+        from gitflows.storage.runner import ChildProcessRunner
 
-        return ChildProcessRunner(self, flow_location)
+        name, location = self._locate(flow_location)
+        return ChildProcessRunner(self, location, name)
 
     def build(self) -> Storage:
         """Make the stored form real (upload, pin). Returns the storage itself."""
