@@ -13,6 +13,7 @@ import copy
 import datetime as _dt
 import functools
 import hashlib
+import importlib
 import inspect
 import json
 import textwrap
@@ -468,6 +469,26 @@ class Flow:
         if missing:
             raise FlowRunError(f"flow {self.name!r}: required parameter(s) not given: {', '.join(sorted(missing))}")
         return values
+
+    def register(self, project_name: str | None = None, build: bool = True, labels: Iterable[str] | None = None,
+                 **kwargs: Any) -> str | None:
+        """Register this flow in the gitflows registry (``GITFLOWS_REGISTRY``), as Prefect 1's ``flow.register``.
+
+        Returns ``"<name>:v<version>"``. ``project_name`` and Prefect's other registration options
+        (``set_schedule_active``, ``version_group_id``, ``no_url``, ``idempotency_key``) are accepted
+        and have no effect: the registry has no projects. Called while gitflows loads the flow's
+        script (a ``flow.register(...)`` at the bottom of a Prefect 1 file), it warns and does
+        nothing, as Prefect 1 did.
+        """
+        if loading_flow.get():
+            warnings.warn(f"flow {self.name!r}: flow.register() was called while its script was being loaded; "
+                          "gitflows skips it", UserWarning, stacklevel=2)
+            return None
+        # The registry is a layer above the flow model: reached at call time only, as Prefect's Flow
+        # reached its API client, so importing the model never imports the registry.
+        register_flow = importlib.import_module("gitflows.register").register_flow
+        version = register_flow(self, labels=labels, build=build)
+        return f"{self.name}:v{version.version}"
 
     def run(self, parameters: Mapping[str, Any] | None = None) -> FlowState | None:
         """Run every task in dependency order in this process and return the flow's state.

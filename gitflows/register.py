@@ -214,3 +214,39 @@ def confirm_pending(registry: Registry) -> list[tuple[FlowVersion, bool]]:
             registry.confirm(version.name, version.version)
         results.append((version, ok))
     return results
+
+
+def register_flow(flow: Any, labels: Iterable[str] | None = None, build: bool = True,
+                  registry_url: str | None = None) -> FlowVersion:
+    """Register one flow object in the registry (what Prefect 1's ``flow.register()`` did).
+
+    The flow's storage (``Local()`` when it has none, as Prefect's default) records the flow and,
+    with *build*, stores it: uploads a pickle or pins a repository ref to its commit and records
+    every file's blob id. The version is registered as confirmed: the caller holds the flow and
+    built its storage. An unchanged flow (same fingerprint, storage and files) gets no new version.
+    """
+    from gitflows.storage.local import Local
+
+    if isinstance(labels, str):
+        raise ConfigurationError("labels is a list of label names, not a single string")
+    storage = flow.storage if flow.storage is not None else Local()
+    flow.storage = storage
+    if flow.name not in storage.flows:
+        storage.add_flow(flow)
+    if build:
+        storage.build()
+    repo_storage = isinstance(storage, RepoStorage)
+    closure = list(storage.closures.get(flow.name, [])) if repo_storage else []
+    storage_data = storage.serialize()
+    digest = hashlib.sha256(json.dumps(storage_data, sort_keys=True, default=str).encode()).hexdigest()
+    fingerprint = hashlib.sha256(f"{flow.fingerprint()}:{digest}".encode()).hexdigest()
+    version = FlowVersion(
+        name=flow.name, version=0, storage=storage_data, repo=getattr(storage, "repo", None),
+        path=storage.flows.get(flow.name), requested_ref=storage.requested_ref if repo_storage else None,
+        sha=storage.sha if repo_storage else None, closure=closure, fingerprint=fingerprint,
+        labels=sorted(set(storage.labels) | set(labels or [])), state="confirmed", registered_at=0.0)
+    from gitflows.registry import open_registry
+
+    current, created = open_registry(registry_url).register(version)
+    log.info("flow %r: %s version %d", flow.name, "registered" if created else "unchanged", current.version)
+    return current
