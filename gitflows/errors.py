@@ -117,3 +117,30 @@ class ScriptError(GitflowsError):
 
 class FlowRunError(GitflowsError, ValueError):
     """A flow could not be run (bad parameters, cycle in the graph). Also a :class:`ValueError`."""
+
+
+class LibraryMissingError(ConfigurationError, ImportError):
+    """A backend's optional client library is not installed; the message names the extra to install.
+
+    Also an :class:`ImportError`, as Prefect 1 raised (and still a :class:`ConfigurationError`)."""
+
+
+class ConfigurationRuntimeError(ConfigurationError, RuntimeError):
+    """A configuration problem Prefect 1 reported as a :class:`RuntimeError` (Webhook: an unknown HTTP
+    method, a missing ``flow_script_path``, a template variable that is neither an environment variable
+    nor a secret). Also a :class:`ValueError`, as every :class:`ConfigurationError`."""
+
+
+class ObjectExistsError(GitflowsError, FileExistsError):
+    """An object already exists under the key and replacing it was not allowed (Azure ``overwrite=False``).
+
+    Also a :class:`FileExistsError`."""
+
+
+class ImageBuildError(GitflowsError, ValueError):
+    """A Docker image failed to build (its healthcheck, a Dockerfile step). Also a :class:`ValueError`, as
+    Prefect 1's "Your docker image failed to build!"."""
+
+
+class ImageTransferError(GitflowsError, InterruptedError):
+    """Pulling or pushing a Docker image failed. Also an :class:`InterruptedError`, as Prefect 1 raised."""

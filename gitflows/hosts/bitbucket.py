@@ -14,7 +14,14 @@ from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from gitflows.errors import ConfigurationError, NotFoundError, PathNotFoundError, RefNotFoundError, RepoNotFoundError
+from gitflows.errors import (
+    ConfigurationError,
+    LibraryMissingError,
+    NotFoundError,
+    PathNotFoundError,
+    RefNotFoundError,
+    RepoNotFoundError,
+)
 from gitflows.hosts.http import HTTPFailure, RetryPolicy, call
 
 CLOUD_URL = "https://api.bitbucket.org"
@@ -59,8 +66,8 @@ class _BitbucketBase:
             try:
                 import atlassian  # noqa: F401
             except ImportError:
-                raise ConfigurationError("the Bitbucket storage needs atlassian-python-api: "
-                                         "pip install 'gitflows[bitbucket]'") from None
+                raise LibraryMissingError("the Bitbucket storage needs atlassian-python-api: "
+                                          "pip install 'gitflows[bitbucket]'") from None
             self._client = self._make_client()
         return self._client
 

@@ -14,7 +14,14 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from gitflows.errors import ConfigurationError, NotFoundError, PathNotFoundError, RefNotFoundError, RepoNotFoundError
+from gitflows.errors import (
+    ConfigurationError,
+    LibraryMissingError,
+    NotFoundError,
+    PathNotFoundError,
+    RefNotFoundError,
+    RepoNotFoundError,
+)
 from gitflows.hosts.http import HTTPFailure, RetryPolicy, call
 
 DEFAULT_BASE_URL = "https://api.github.com"
@@ -47,7 +54,7 @@ class GitHubHost:
             try:
                 from github import Auth, Github
             except ImportError:
-                raise ConfigurationError("the GitHub storage needs PyGithub: pip install 'gitflows[github]'") from None
+                raise LibraryMissingError("the GitHub storage needs PyGithub: pip install 'gitflows[github]'") from None
             token = self._token()
             client = Github(auth=Auth.Token(token) if token else None, base_url=self.base_url, retry=None,
                             seconds_between_requests=None, seconds_between_writes=None, timeout=30, per_page=100,

@@ -12,7 +12,14 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from gitflows.errors import ConfigurationError, NotFoundError, PathNotFoundError, RefNotFoundError, RepoNotFoundError
+from gitflows.errors import (
+    ConfigurationError,
+    LibraryMissingError,
+    NotFoundError,
+    PathNotFoundError,
+    RefNotFoundError,
+    RepoNotFoundError,
+)
 from gitflows.hosts.http import HTTPFailure, RetryPolicy, call
 
 DEFAULT_URL = "https://gitlab.com"
@@ -56,7 +63,7 @@ class GitLabHost:
                 import gitlab
                 import requests
             except ImportError:
-                raise ConfigurationError("the GitLab storage needs python-gitlab: pip install 'gitflows[gitlab]'") \
+                raise LibraryMissingError("the GitLab storage needs python-gitlab: pip install 'gitflows[gitlab]'") \
                     from None
             session = requests.Session()
             # python-gitlab's errors carry no headers; keep the last response's for rate limits

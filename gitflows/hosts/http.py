@@ -14,7 +14,7 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from gitflows.errors import (
     AccessDeniedError,
@@ -121,4 +121,44 @@ def call(fn: Callable[[], T], *, where: str, action: str, not_found: type[NotFou
             if status in not_found_statuses:
                 raise not_found(f"{prefix}: not found (HTTP {status}: {failure.detail or 'no detail'})"
                                 + (f"; {not_found_hint}" if not_found_hint else "")) from None
-            raise GitflowsError(f"{prefix}: unexpected HTTP {status}: {failure.detail or 'no detail'}") from None
+            raise RemoteError(f"{prefix}: unexpected HTTP {status}: {failure.detail or 'no detail'}") from None
+
+
+_ALSO: dict[tuple[type[GitflowsError], type[Exception]], type[GitflowsError]] = {}
+
+
+def also_builtin(error: GitflowsError, builtin: type[Exception]) -> GitflowsError:
+    """*error* as an instance of a subclass of its own class that is also *builtin*.
+
+    Where Prefect 1 raised a builtin (Bitbucket Cloud: ``RuntimeError`` for a failed request,
+    ``ValueError`` for an unknown ref), ``except RuntimeError:`` written for Prefect keeps catching,
+    and ``except RepoNotFoundError:`` works too. Same message, attributes and class name."""
+    if isinstance(error, builtin):
+        return error
+    cls = _also_class(type(error), builtin)
+    copy = cls.__new__(cls)
+    copy.args = error.args
+    copy.__dict__.update(error.__dict__)
+    return copy
+
+
+def _also_class(base: type[GitflowsError], builtin: type[Exception]) -> type[GitflowsError]:
+    key = (base, builtin)
+    if key not in _ALSO:
+        _ALSO[key] = type(base.__name__, (base, builtin), {
+            "__module__": base.__module__, "__qualname__": base.__qualname__, "__reduce__": _reduce,
+            "__doc__": f"{base.__name__}, also a {builtin.__name__} (as Prefect 1 raised here)."})
+    return _ALSO[key]
+
+
+def _reduce(self: GitflowsError) -> tuple[Any, ...]:
+    base, builtin = next((b, x) for (b, x), c in _ALSO.items() if c is type(self))
+    return _rebuild, (base, builtin, self.args, dict(self.__dict__))
+
+
+def _rebuild(base: type[GitflowsError], builtin: type[Exception], args: tuple[Any, ...],
+             state: dict[str, Any]) -> GitflowsError:
+    error = base.__new__(base)
+    error.args = args
+    error.__dict__.update(state)
+    return also_builtin(error, builtin)

@@ -38,6 +38,14 @@ def token_getter(explicit: str | None, default: str | None) -> Callable[[], str 
     return get
 
 
+def repo_path(path: str) -> str:
+    """A script's path in the repository, normalised. A leading ``/`` means the repository root (Prefect
+    1's examples wrote ``path="/flows/flow.py"``); ``..`` escapes and other oddities are refused."""
+    if isinstance(path, str) and path.startswith("/"):
+        path = path.lstrip("/")
+    return safe_relpath(path)
+
+
 class RepoStorage(Storage):
     """Base of the storages that load a script from a repository at a pinned commit."""
 
@@ -68,7 +76,7 @@ class RepoStorage(Storage):
         if not self.script_path:
             raise ConfigurationError(f"{self.type_name} storage for flow {flow.name!r} needs "
                                      f"{self.path_field}= (the script's path in the repository)")
-        return safe_relpath(self.script_path)
+        return repo_path(self.script_path)
 
     def build(self) -> RepoStorage:
         """Pin the requested ref to its commit SHA and record each flow's files with their blob ids."""
@@ -86,11 +94,21 @@ class RepoStorage(Storage):
         return self.script_path
 
     def _load(self, name: str | None, location: str) -> Flow:
+        """Load the flow *name* (None: the only one) from the script at *location*, at the pinned SHA
+        (else ``ref``, else the default branch). *name* selects a flow inside the script; it is never
+        a path: the script fetched is *location*, which the base took from ``flows`` or ``path``."""
+        location = repo_path(location)
         ref = self.sha or self.requested_ref
         expected = self.closures.get(name) if (name and self.sha) else None
-        if expected and safe_relpath(location) != expected[0][0]:
+        if expected and location != expected[0][0]:
             expected = None  # a different script than the one recorded
-        return load(self.make_host(), location, ref, name, expected=expected).flow
+        # Prefect 1's GitHub storage logged these two lines; every repository storage does here
+        self.logger.info("Downloading flow from %s storage - repo: %r, path: %r%s", self.type_name,
+                         getattr(self, "repo", None), location,
+                         f", ref: {self.requested_ref!r}" if self.requested_ref is not None else "")
+        loaded = load(self.make_host(), location, ref, name, expected=expected)
+        self.logger.info("Flow successfully downloaded. Using commit: %s", loaded.sha)
+        return loaded.flow
 
     def serialize(self) -> dict[str, Any]:
         data = super().serialize()

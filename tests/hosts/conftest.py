@@ -37,6 +37,34 @@ def debug_logs(caplog):
     return caplog
 
 
+def prefect_script(marker: str) -> str:
+    """Prefect 1's test script (flows 'extra' and 'test' in flow.py); the task returns *marker*, which says
+    which commit a loaded flow came from."""
+    return (
+        "from gitflows import Flow, task\n"
+        "\n"
+        "@task\n"
+        "def where():\n"
+        f"    return {marker!r}\n"
+        "\n"
+        "with Flow('extra') as extra:\n"
+        "    where()\n"
+        "\n"
+        "with Flow('test') as flow:\n"
+        "    where()\n"
+    )
+
+
+@pytest.fixture
+def prefect_repo(tmp_path):
+    """The repository Prefect 1's GitHub/GitLab/Bitbucket tests stood for with mocks: ``flow.py`` on the
+    default branch 'main' (``repo.main``), a different version on branch 'myref' (``repo.myref``)."""
+    repo = GitRepo(tmp_path / "prefect-repo", default_branch="main")
+    repo.main = repo.commit({"flow.py": prefect_script("main"), "README.md": "# flows\n"}, "v1")
+    repo.myref = repo.commit({"flow.py": prefect_script("myref")}, "on myref", branch="myref")
+    return repo
+
+
 def assert_secret_hidden(secret: str, *, error: BaseException | None = None, caplog=None, storage=None,
                          extra: str = "") -> None:
     """The token value never appears in what a user or a log sees."""
