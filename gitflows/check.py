@@ -72,6 +72,9 @@ def _check_storage(display: str, flow: StaticFlow, repo_root: str | None, relpat
                 problems.append(Problem(display, storage.lineno,
                                         f"{label}: storage repo={repo!r} does not match remote 'origin' "
                                         f"({without_credentials(url or '')})"))
+    if storage.type == "Bitbucket" and "host" not in storage.args and "workspace" not in storage.args:
+        problems.append(Problem(display, storage.lineno, f"{label}: Bitbucket storage has neither host= (Bitbucket "
+                                "Server) nor workspace= (Bitbucket Cloud); it cannot load the flow"))
     if storage.type == "Local" and storage.args.get("stored_as_script") is True:
         path = _literal(storage.args.get("path"))
         if path and (path.endswith(".py") or "/" in path) and not os.path.exists(path):

@@ -122,11 +122,16 @@ def test_check_reports_one_line_per_problem(write, tmp_path):
     write("flows/nostorage.py", "from gitflows import Flow\nf = Flow('bare')\n", root=repo)
     write("flows/syntax.py", "with Flow('x') as f\n", root=repo)
     write("flows/empty.py", "x = 1\n", root=repo)
+    write("flows/bb.py", """
+        from gitflows import Flow
+        from gitflows.storage import Bitbucket
+        flow = Flow("bb", storage=Bitbucket(project="ACME", repo="flows", path="flows/bb.py"))
+    """, root=repo)
     ok = run_cli("check", "flows/good.py", cwd=repo)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "1 flow(s): ok" in ok.stderr
     result = run_cli("check", "flows/good.py", "flows/wrong.py", "flows/nostorage.py", "flows/syntax.py",
-                     "flows/empty.py", cwd=repo)
+                     "flows/empty.py", "flows/bb.py", cwd=repo)
     assert result.returncode == 1
     lines = result.stdout.strip().splitlines()
     assert "flows/wrong.py:5: flow name 'good' is also used at flows/good.py:4; flow names must be unique" in lines
@@ -138,8 +143,10 @@ def test_check_reports_one_line_per_problem(write, tmp_path):
     assert any(line.startswith("flows/nostorage.py:2: flow 'bare' has no storage") for line in lines)
     assert any(line.startswith("flows/syntax.py:1: syntax error") for line in lines)
     assert not any(line.startswith("flows/empty.py") for line in lines)  # helper modules are fine
+    assert ("flows/bb.py:4: flow 'bb': Bitbucket storage has neither host= (Bitbucket Server) nor workspace= "
+            "(Bitbucket Cloud); it cannot load the flow") in lines
     assert "hunter2" not in result.stdout + result.stderr
-    assert len(lines) == 6
+    assert len(lines) == 7
 
 
 def test_check_finds_a_flow_name_used_elsewhere_in_the_repo(write, tmp_path):
