@@ -12,6 +12,7 @@ writes those attributes, ``from_dict`` passes them back to the constructor.
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import os
@@ -184,21 +185,28 @@ class Storage:
         return flow
 
     def get_flow(self, name_or_location: str | None = None, flow_name: str | None = None, *,
-                 flow_location: str | None = None, location: str | None = None) -> Flow:
+                 flow_location: str | None = None, location: str | None = None, **options: Any) -> Flow:
         """Load a flow back.
 
         ``get_flow("etl")`` / ``get_flow(flow_name="etl")`` (Prefect 1.4.1) load the flow named
         ``etl``; ``get_flow(storage.flows["etl"])`` / ``get_flow(flow_location=...)`` (the 2020 API)
         load the flow at that recorded location; ``get_flow()`` loads the only flow, or the flow at
         the storage's own path / key / module. Raises :class:`~gitflows.errors.FlowNotFoundError`
-        (a ValueError) for a flow this storage does not hold.
+        (a ValueError) for a flow this storage does not hold. Backend options of the 2020 API
+        (``ref=`` on the repository storages) pass through to the backend.
         """
         given = [v for v in (name_or_location, flow_location, location) if v is not None]
         if len(given) > 1:
             raise ConfigurationError(f"{self.type_name}.get_flow: give one of a flow name, flow_location= or "
                                      "location=, not several")
+        if options:
+            accepted = inspect.signature(self._load).parameters
+            unknown = sorted(k for k in options if k not in accepted or k in ("flow_name", "location"))
+            if unknown:
+                raise WrongTypeError(f"{self.type_name}.get_flow() got unexpected keyword argument(s): "
+                                     f"{', '.join(unknown)}")
         name, where = self._locate(given[0] if given else None, flow_name)
-        return self._load(name, where)
+        return self._load(name, where, **options)
 
     def _load(self, flow_name: str | None, location: str) -> Flow:
         """Load the flow *flow_name* (None: the only one there) from *location*. Backends implement this."""

@@ -151,9 +151,9 @@ class Bitbucket(RepoStorage):
         except (AuthenticationError, RepoNotFoundError, PathNotFoundError, RateLimitedError) as exc:
             raise also_builtin(exc, RuntimeError).with_traceback(exc.__traceback__) from None
 
-    def _load(self, name: str | None, location: str) -> Flow:
+    def _load(self, name: str | None, location: str, ref: str | None = None) -> Flow:
         with self._as_prefect_raised():
-            return super()._load(name, location)
+            return super()._load(name, location, ref=ref)
 
     def build(self) -> Bitbucket:
         with self._as_prefect_raised():

@@ -93,19 +93,22 @@ class RepoStorage(Storage):
     def own_location(self) -> str | None:
         return self.script_path
 
-    def _load(self, name: str | None, location: str) -> Flow:
+    def _load(self, name: str | None, location: str, ref: str | None = None) -> Flow:
         """Load the flow *name* (None: the only one) from the script at *location*, at the pinned SHA
         (else ``ref``, else the default branch). *name* selects a flow inside the script; it is never
-        a path: the script fetched is *location*, which the base took from ``flows`` or ``path``."""
+        a path: the script fetched is *location*, which the base took from ``flows`` or ``path``.
+        ``get_flow(..., ref="...")`` (the 2020 API) loads at that ref instead, resolved once."""
         location = repo_path(location)
-        ref = self.sha or self.requested_ref
-        expected = self.closures.get(name) if (name and self.sha) else None
+        override = ref
+        ref = override or self.sha or self.requested_ref
+        expected = self.closures.get(name) if (name and self.sha and not override) else None
         if expected and location != expected[0][0]:
             expected = None  # a different script than the one recorded
         # Prefect 1's GitHub storage logged these two lines; every repository storage does here
         self.logger.info("Downloading flow from %s storage - repo: %r, path: %r%s", self.type_name,
                          getattr(self, "repo", None), location,
-                         f", ref: {self.requested_ref!r}" if self.requested_ref is not None else "")
+                         f", ref: {(override or self.requested_ref)!r}"
+                         if (override or self.requested_ref) is not None else "")
         loaded = load(self.make_host(), location, ref, name, expected=expected)
         self.logger.info("Flow successfully downloaded. Using commit: %s", loaded.sha)
         return loaded.flow

@@ -273,3 +273,15 @@ def test_add_flow_without_path_is_refused():
     with pytest.raises(ValueError, match=r"GitHub storage for flow 'test' needs path="):
         storage.add_flow(Flow("test"))
     assert "test" not in storage
+
+
+def test_get_flow_with_a_ref_2020_api(github_api, prefect_repo):  # noqa: F811
+    """The 2020 API: ``get_flow(flow_location, ref=...)`` loads at that ref, even on a pinned storage."""
+    storage = GitHub(repo="test/repo", path="flow.py", base_url=BASE)
+    location = storage.add_flow(Flow("test"))
+    storage.build()
+    assert storage.get_flow(location).run().results["where"] == "main"
+    assert storage.get_flow(location, ref="myref").run().results["where"] == "myref"
+    assert storage.get_flow("test", ref=prefect_repo.myref).run().results["where"] == "myref"
+    with pytest.raises(TypeError, match="unexpected keyword argument.*: colour"):
+        storage.get_flow("test", colour="blue")
