@@ -67,12 +67,15 @@ class GitHost:
     kind = "git"
 
     def __init__(self, url: str, credentials: Callable[[], Credentials | None] = lambda: None,
-                 secret_name: str | None = None, policy: RetryPolicy | None = None) -> None:
+                 secret_name: str | None = None, policy: RetryPolicy | None = None,
+                 auth_hint: str | None = None) -> None:
         if "@" in urlsplit(url).netloc and urlsplit(url).scheme in ("http", "https"):
             raise ConfigurationError("the clone URL must not carry credentials; they go in a header")
         self.url = url.rstrip("/")
         self._credentials = credentials
         self._secret_name = secret_name
+        # what a 401 tells the user to check (the storage knows which secret and user name were used)
+        self._auth_hint = auth_hint or (f"check the token in secret {secret_name}" if secret_name else "")
         self._policy = policy or RetryPolicy(attempts=3)
         self._client: Any = None
         self._path = ""
@@ -135,7 +138,7 @@ class GitHost:
             except (_NoFilter, GitflowsError):
                 raise
             except HTTPUnauthorized:
-                hint = f"check the token in secret {self._secret_name}" if self._secret_name else "no token configured"
+                hint = self._auth_hint or "no token configured"
                 raise AuthenticationError(f"{self.label()}: {action}: authentication failed (HTTP 401); {hint}") \
                     from None
             except NotGitRepository:
@@ -161,7 +164,7 @@ class GitHost:
                 raise HTTPFailure(None, {}, f"{type(exc).__name__}: {exc}") from None
 
         return call(wrapped, where=self.label(), action=action, not_found=not_found,
-                    auth_hint=f"check the token in secret {self._secret_name}" if self._secret_name else "",
+                    auth_hint=self._auth_hint,
                     policy=self._policy)
 
     # -- Host protocol ------------------------------------------------------------------

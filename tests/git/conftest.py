@@ -61,9 +61,10 @@ def _serve(kind, tmp_path, bare, monkeypatch):
         if kind == "http-nofilter":
             configure(str(bare), allow_filter=False, allow_any_sha1=False)
         server = start_http(bare.parent, username="ci-bot", password=TOKEN)
-        monkeypatch.setenv("CLONE_URL", f"{server.url}/flows.git")
         monkeypatch.setenv("GIT_TOKEN", TOKEN)
-        secret = {"git_token_secret_name": "GIT_TOKEN", "git_token_username": "ci-bot"}
+        # a token goes with repo + repo_host (a clone URL secret overrides the token arguments, as in Prefect 1)
+        secret = {"repo": "flows", "repo_host": server.url, "git_clone_url_secret_name": None,
+                  "git_token_secret_name": "GIT_TOKEN", "git_token_username": "ci-bot"}
         stop = server.stop
     elif kind == "daemon":
         daemon = GitDaemon(bare.parent)
