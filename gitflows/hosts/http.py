@@ -136,8 +136,9 @@ def also_builtin(error: GitflowsError, builtin: type[Exception]) -> GitflowsErro
     if isinstance(error, builtin):
         return error
     cls = _also_class(type(error), builtin)
-    copy = cls.__new__(cls)
-    copy.args = error.args
+    # built through __init__: Python refuses a bare __new__ for some mixes (a RuntimeError-based error
+    # that is also an OSError, such as requests' errors)
+    copy = cls(*error.args)
     copy.__dict__.update(error.__dict__)
     return copy
 
