@@ -29,12 +29,25 @@ class GCSStore:
                 raise ConfigurationError("the GCS storage needs google-cloud-storage: pip install 'gitflows[gcs]'") \
                     from None
             try:
-                client = storage.Client(project=self.project)
+                credentials = _secret_credentials()
+                if credentials is None:
+                    client = storage.Client(project=self.project)
+                else:  # Prefect 1's GCP_CREDENTIALS secret
+                    client = storage.Client(project=self.project or credentials.project_id, credentials=credentials)
             except (google.auth.exceptions.GoogleAuthError, ValueError) as exc:
                 raise AuthenticationError(f"{self.label()}: no usable Google credentials ({type(exc).__name__}: "
                                           f"{exc})") from None
             self._bucket = client.bucket(self.bucket)
         return self._bucket
+
+    def _bucket_missing(self) -> bool:
+        """After a 404 (whose message does not say what was missing): does the bucket exist? One request."""
+        from google.api_core import exceptions as gexc
+
+        try:
+            return self._b().client.lookup_bucket(self.bucket, retry=None) is None
+        except gexc.GoogleAPICallError:
+            return False  # cannot tell (no storage.buckets.get permission): report the object
 
     def _call(self, fn: Callable[[], T], key: str, action: str) -> T:
         def wrapped() -> T:
@@ -44,8 +57,8 @@ class GCSStore:
 
             try:
                 return fn()
-            except gexc.NotFound as exc:
-                if "bucket" in str(exc).lower():
+            except gexc.NotFound:
+                if self._bucket_missing():
                     raise BucketNotFoundError(f"{self.label()}: {action} {key!r}: the bucket does not exist") from None
                 raise PathNotFoundError(f"{self.label()}: {action} {key!r}: no such object") from None
             except gexc.GoogleAPICallError as exc:
@@ -65,3 +78,34 @@ class GCSStore:
     def get(self, key: str) -> bytes:
         result: bytes = self._call(lambda: self._b().blob(key).download_as_bytes(retry=None), key, "downloading")
         return result
+
+
+SECRET_NAME = "GCP_CREDENTIALS"
+
+
+def _secret_credentials() -> Any:
+    """Service account credentials from the ``GCP_CREDENTIALS`` secret (a JSON key file's contents), or None."""
+    import json
+
+    from google.oauth2.service_account import Credentials
+
+    from gitflows.redact import register_secret
+    from gitflows.secrets import resolve_optional_secret
+
+    raw = resolve_optional_secret(SECRET_NAME)
+    if raw is None:
+        return None
+    try:
+        info = json.loads(raw)
+    except ValueError:
+        info = None
+    if not isinstance(info, dict):
+        raise ConfigurationError(f"secret {SECRET_NAME} must be a service account's JSON key (a JSON object)")
+    for field in ("private_key", "private_key_id"):
+        if isinstance(info.get(field), str):
+            register_secret(info[field])
+    try:
+        return Credentials.from_service_account_info(info)
+    except (ValueError, KeyError) as exc:
+        raise ConfigurationError(f"secret {SECRET_NAME} is not a usable service account key "
+                                 f"({type(exc).__name__}: {exc})") from None

@@ -4,7 +4,9 @@ CodeCommit has no recursive tree call, so the listing is lazy: the first questio
 loads that one folder (``GetFolder``, which gives blob ids), and only folders the closure looks
 into are ever listed. Files are read by blob id (``GetBlob``). Requests per cold load of a
 pinned SHA: one ``GetFolder`` per folder the closure touches plus one ``GetBlob`` per file; the
-default branch costs two more (``GetRepository``, ``GetBranch``), a branch one (``GetBranch``).
+default branch costs two more (``GetRepository``, ``GetBranch``), a branch one (``GetBranch``); a
+tag or a reference such as ``refs/heads/main`` is resolved by ``GetFolder`` of the root (after a
+``GetBranch`` miss for a bare name), whose listing the load then reuses.
 botocore's own retries are off; :mod:`gitflows.hosts.http` retries throttling and server errors.
 """
 
@@ -14,7 +16,7 @@ import posixpath
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
-from gitflows.aws import check_client_options, translated
+from gitflows.aws import AWSCredentials, split_client_options, translated
 from gitflows.aws import client as aws_client
 from gitflows.errors import (
     ConfigurationError,
@@ -43,13 +45,17 @@ class CodeCommitHost:
     kind = "codecommit"
 
     def __init__(self, repo: str, client_options: Mapping[str, Any] | None = None,
-                 policy: RetryPolicy | None = None, client: Any = None) -> None:
+                 policy: RetryPolicy | None = None, client: Any = None,
+                 credentials: AWSCredentials | None = None) -> None:
         if not repo or "/" in repo:
-            raise ConfigurationError(f"CodeCommit repo must be a repository name, got {repo!r}")
+            raise ConfigurationError(f"CodeCommit repo must be a repository name (letters, digits, '.', '_', '-'), "
+                                     f"got {repo!r}")
         self.repo = repo
-        self.options = check_client_options(client_options, "CodeCommit")
+        self.options, given = split_client_options(client_options, "CodeCommit")
+        self.credentials = credentials if credentials else given
         self._policy = policy
         self._client = client
+        self._folders: dict[tuple[str, str], tuple[dict[str, str], set[str]]] = {}
 
     def label(self) -> str:
         where = self.options.get("endpoint_url") or self.options.get("region_name") or "default region"
@@ -61,7 +67,7 @@ class CodeCommitHost:
 
     def client(self) -> Any:
         if self._client is None:
-            self._client = aws_client("codecommit", self.options, "aws")
+            self._client = aws_client("codecommit", self.options, "aws", self.credentials)
         return self._client
 
     def _call(self, fn: Callable[[], T], action: str, not_found: type[NotFoundError]) -> T:
@@ -73,9 +79,12 @@ class CodeCommitHost:
             return translated(fn, missing)
 
         return call(wrapped, where=self.label(), action=action, not_found=not_found,
-                    auth_hint="check the AWS credentials (environment, profile or role)", policy=self._policy)
+                    auth_hint="check the AWS credentials (client_options, the AWS_CREDENTIALS secret, environment, "
+                              "profile or role)", policy=self._policy)
 
     def resolve(self, ref: str | None) -> str:
+        """A branch (``GetBranch``), else any other commit specifier CodeCommit takes — a tag, a commit id,
+        ``refs/heads/main`` — through ``GetFolder`` of the root, whose answer names the commit."""
         client = self.client()
         if ref is None:
             meta = self._call(lambda: client.get_repository(repositoryName=self.repo)["repositoryMetadata"],
@@ -83,22 +92,30 @@ class CodeCommitHost:
             ref = meta.get("defaultBranch")
             if not ref:
                 raise RefNotFoundError(f"{self.label()}: the repository has no default branch (empty repository?)")
+        if not ref.startswith("refs/"):
+            try:
+                return str(self._call(lambda: client.get_branch(repositoryName=self.repo,
+                                                                branchName=ref)["branch"]["commitId"],
+                                      f"resolving branch {ref!r}", RefNotFoundError))
+            except RefNotFoundError:
+                pass
         try:
-            return str(self._call(lambda: client.get_branch(repositoryName=self.repo, branchName=ref)["branch"]["commitId"],
-                                  f"resolving branch {ref!r}", RefNotFoundError))
-        except RefNotFoundError:
-            if not all(c in "0123456789abcdef" for c in ref.lower()):
-                raise RefNotFoundError(f"{self.label()}: no branch or commit {ref!r} (CodeCommit refs are branch names "
-                                       "or full commit ids)") from None
-        commit = self._call(lambda: client.get_commit(repositoryName=self.repo, commitId=ref)["commit"],
-                            f"resolving commit {ref!r}", RefNotFoundError)
-        return str(commit["commitId"])
+            answer = self._call(lambda: client.get_folder(repositoryName=self.repo, commitSpecifier=ref, folderPath="/"),
+                                f"resolving {ref!r}", RefNotFoundError)
+        except (RefNotFoundError, PathNotFoundError):
+            raise RefNotFoundError(f"{self.label()}: no branch, tag or commit {ref!r} (CodeCommit takes a branch name, "
+                                   "a tag, a full commit id or a reference such as refs/heads/main)") from None
+        sha = str(answer["commitId"])
+        self._folders[(sha, "")] = _listing(answer)
+        return sha
 
     def tree(self, sha: str) -> dict[str, str | None] | None:
         return _LazyListing(self, sha)  # type: ignore[return-value]
 
     def folder(self, sha: str, folder: str) -> tuple[dict[str, str], set[str]]:
         """The files directly in *folder* at *sha* with their blob ids, and its sub-folders' paths."""
+        if (sha, folder) in self._folders:
+            return self._folders.pop((sha, folder))
         client = self.client()
         try:
             answer = self._call(lambda: client.get_folder(repositoryName=self.repo, commitSpecifier=sha,
@@ -106,8 +123,7 @@ class CodeCommitHost:
                                 f"listing folder /{folder} at commit {sha}", PathNotFoundError)
         except PathNotFoundError:
             return {}, set()
-        files = {f["absolutePath"].lstrip("/"): f["blobId"] for f in answer.get("files", [])}
-        return files, {d["absolutePath"].strip("/") for d in answer.get("subFolders", [])}
+        return _listing(answer)
 
     def read(self, path: str, sha: str, blob_id: str | None = None) -> bytes:
         client = self.client()
@@ -117,6 +133,12 @@ class CodeCommitHost:
                                     action, PathNotFoundError))
         return bytes(self._call(lambda: client.get_file(repositoryName=self.repo, commitSpecifier=sha,
                                                         filePath=path)["fileContent"], action, PathNotFoundError))
+
+
+def _listing(answer: dict[str, Any]) -> tuple[dict[str, str], set[str]]:
+    """(files with blob ids, sub-folder paths) from a ``GetFolder`` answer."""
+    files = {f["absolutePath"].lstrip("/"): f["blobId"] for f in answer.get("files", [])}
+    return files, {d["absolutePath"].strip("/") for d in answer.get("subFolders", [])}
 
 
 class _LazyListing(Mapping[str, str]):

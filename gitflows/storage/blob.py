@@ -1,24 +1,32 @@
 """What the blob storages (S3, GCS, Azure, Webhook) share.
 
-``add_flow`` records where a flow will live (a key); ``build()`` uploads every added flow — the
-pickle envelope, or the script itself with ``stored_as_script=True`` — and records the sha256 of
-what it uploaded; ``get_flow`` downloads, checks that sha256 (and the envelope's own digest and
-signature) *before* unpickling or executing anything, then loads through the same code as every
-other backend (:mod:`gitflows.envelope`, :mod:`gitflows.script`).
+``add_flow`` records where a flow will live: the key the user gave, else Prefect 1's generated key
+(:func:`generated_key`). ``build()`` uploads every added flow — the pickle envelope, or with
+``stored_as_script=True`` the local script the user named (``local_script_path``; never a file
+guessed from where a task was defined) — and records the sha256 of what it uploaded. In script mode
+without a local script nothing is uploaded: the script is expected at the user's key (Prefect 1),
+and without a key that is an error naming the flows. ``get_flow`` downloads, checks that sha256
+(and the envelope's own digest and signature) *before* unpickling or executing anything, then loads
+through the same code as every other backend (:mod:`gitflows.envelope`, :mod:`gitflows.script`).
+
+Subclass hooks: ``make_store``, ``key_field``, ``given_key``, ``script_needs_key``, ``script_field``,
+``script_to_upload``, ``_no_script_to_upload``, ``_payload``, ``_after_upload``.
 """
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import hmac
 import os
+import re
+import unicodedata
 from typing import Any, ClassVar
 
 from gitflows.blobs import BlobStore, safe_key
 from gitflows.envelope import flow_to_bytes_pickle
 from gitflows.errors import ConfigurationError, IntegrityError, PathNotFoundError
 from gitflows.flow import Flow
-from gitflows.naming import slugify, timestamp
 from gitflows.storage.base import Storage
 
 
@@ -27,14 +35,16 @@ class BlobStorage(Storage):
 
     #: the attribute holding the key given by the user ("key", or "blob_name" for Azure)
     key_field: ClassVar[str] = "key"
-    #: whether stored_as_script needs an explicit key (Prefect 1: yes, except Webhook)
+    #: whether, in script mode without a local script, a key given by the user names a script they uploaded
+    #: themselves (Prefect 1: yes for S3 and GCS; Webhook has no user key)
     script_needs_key: ClassVar[bool] = True
+    #: the constructor argument naming the local script to upload, for messages ("flow_script_path" for Webhook)
+    script_field: ClassVar[str] = "local_script_path"
 
     def __init__(self, stored_as_script: bool = False, local_script_path: str | None = None, **kwargs: Any) -> None:
         super().__init__(stored_as_script=stored_as_script, **kwargs)
         self.local_script_path = local_script_path
         self.digests: dict[str, str] = {}  # flow name -> sha256 of the uploaded bytes
-        self._scripts: dict[str, str] = {}  # flow name -> local script to upload
 
     def make_store(self) -> BlobStore:
         raise NotImplementedError
@@ -44,36 +54,46 @@ class BlobStorage(Storage):
         return getattr(self, self.key_field)
 
     def _location_for(self, flow: Flow) -> str:
-        if self.given_key:
-            key = safe_key(self.given_key)
-        elif self.stored_as_script and self.script_needs_key:
-            raise ConfigurationError(f"{self.type_name} storage for flow {flow.name!r}: stored_as_script=True needs "
-                                     f"{self.key_field}= (where the script is stored)")
-        else:
-            key = f"{slugify(flow.name)}/{timestamp()}"
-        if self.stored_as_script:
-            script = self.local_script_path or _script_of(flow)
-            if script is not None:
-                self._scripts[flow.name] = script
-        return key
+        return safe_key(self.given_key) if self.given_key else generated_key(flow.name)
+
+    @property
+    def script_to_upload(self) -> str | None:
+        """The local script ``build()`` uploads in script mode (``local_script_path``), if any."""
+        return self.local_script_path
+
+    def _no_script_to_upload(self) -> None:
+        """Script mode without a local script: Prefect 1 uploaded nothing and expected the user to have put
+        the script at ``key`` themselves; without a key there is nowhere to load it from."""
+        if self.given_key and self.script_needs_key:
+            self.logger.info("%s storage: no %s; not uploading, the script is expected at %s",
+                             self.type_name, self.script_field, self.given_key)
+            return
+        names = ", ".join(repr(n) for n in self._flows) or "none added yet"
+        alternative = f" or {self.key_field}= (where you uploaded the script yourself)" if self.script_needs_key else ""
+        raise ConfigurationError(f"{self.type_name} storage (flows: {names}): stored_as_script=True needs "
+                                 f"{self.script_field}= (a local script to upload){alternative}")
 
     def _payload(self, name: str) -> bytes:
+        """The bytes ``build()`` uploads for flow *name*: its pickle envelope, or the local script."""
         if not self.stored_as_script:
             return flow_to_bytes_pickle(self._flows[name])
-        script = self._scripts.get(name)
+        script = self.script_to_upload
         if script is None:
             raise ConfigurationError(f"{self.type_name} storage: no script to upload for flow {name!r}; pass "
-                                     "local_script_path=")
+                                     f"{self.script_field}=")
         try:
             with open(script, "rb") as fh:
                 return fh.read()
-        except FileNotFoundError:
-            raise PathNotFoundError(f"{self.type_name} storage: script {script} for flow {name!r} does not exist") \
-                from None
+        except (FileNotFoundError, IsADirectoryError):
+            raise PathNotFoundError(f"{self.type_name} storage: {self.script_field} {script} for flow {name!r} does "
+                                    "not exist (or is not a file)") from None
 
     def build(self) -> BlobStorage:
         """Upload every added flow; record the sha256 of each upload."""
         self.run_basic_healthchecks()
+        if self.stored_as_script and not self.script_to_upload:
+            self._no_script_to_upload()
+            return self
         store = self.make_store()
         for name, key in self.flows.items():
             if name not in self._flows:
@@ -116,8 +136,25 @@ class BlobStorage(Storage):
         self.digests = {str(k): str(v) for k, v in digests.items()}
 
 
+def generated_key(flow_name: str) -> str:
+    """Prefect 1's key for a flow without ``key=``: ``slugify(flow name)/slugify(UTC now, ISO 8601)``,
+    e.g. ``my-flow/2026-12-02t06-12-05-123456-00-00``."""
+    return f"{_slug(flow_name) or 'flow'}/{_slug(datetime.datetime.now(datetime.UTC).isoformat())}"
+
+
+def _slug(text: str) -> str:
+    """python-slugify's defaults, as Prefect 1 used them: accents dropped, lower case, ``1,000`` -> ``1000``,
+    every other run of characters outside ``a-z0-9`` -> ``-``."""
+    text = unicodedata.normalize("NFKD", str(text)).encode("ascii", "ignore").decode().lower()
+    text = re.sub(r"(?<=\d),(?=\d)", "", text)
+    return re.sub(r"[^a-z0-9]+", "-", text).strip("-")
+
+
 def _script_of(flow: Flow) -> str | None:
-    """The file a flow was defined in, when it came from a script on disk."""
+    """The file a flow was defined in, when it came from a script on disk.
+
+    Not used by the blob storages (they upload only the file the user named); kept for
+    ``gitflows.storage.docker`` until it stops importing it."""
     for task in flow.tasks:
         fn = getattr(task, "fn", None)
         filename = getattr(getattr(fn, "__code__", None), "co_filename", None)

@@ -4,19 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from gitflows.aws import check_client_options
+from gitflows.aws import split_client_options
 from gitflows.hosts import Host
 from gitflows.hosts.codecommit import CodeCommitHost
 from gitflows.storage.repo import RepoStorage
 
 
 class CodeCommit(RepoStorage):
-    """``CodeCommit(repo, path=None, commit=None, client_options=None, **kwargs)``.
+    """``CodeCommit(repo, path=None, commit=None, client_options=None, **kwargs)``, as in Prefect 1.
 
-    ``commit`` is a branch name or a full commit id; without it, the head of the repository's
-    default branch (Prefect 1 crashed there). ``client_options`` go to ``boto3.client``
-    (``region_name``, ``endpoint_url``, ``config``); credentials come from the AWS credential chain
-    and are refused in ``client_options``, since a storage is serialized.
+    ``path`` is the script's path in the repository; a leading ``/`` (CodeCommit's own notation,
+    ``/flows/flow.py``) means the repository root. ``commit`` is anything CodeCommit takes as a commit
+    specifier: a branch name, a tag, a full commit id, or a reference such as ``refs/heads/main``;
+    without it, the head of the repository's default branch (Prefect 1 crashed there).
+    ``client_options`` go to ``boto3.client`` (``region_name``, ``endpoint_url``, ``profile_name``...);
+    credentials in them (``aws_access_key_id``...) are used but never serialized or printed; else the
+    ``AWS_CREDENTIALS`` secret, else the AWS credential chain (see :mod:`gitflows.aws`).
     """
 
     type_name = "CodeCommit"
@@ -27,7 +30,17 @@ class CodeCommit(RepoStorage):
                  client_options: dict[str, Any] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.repo, self.path, self.commit = repo, path, commit
-        self.client_options = check_client_options(client_options, "CodeCommit")
+        options, self._credentials = split_client_options(client_options, "CodeCommit")
+        self.client_options = options if client_options is not None else None
+
+    @property
+    def script_path(self) -> str | None:
+        return self.path.lstrip("/") if self.path else self.path
 
     def make_host(self) -> Host:
-        return CodeCommitHost(self.repo, self.client_options)
+        return CodeCommitHost(self.repo, self.client_options, credentials=self._credentials)
+
+    @property
+    def _boto3_client(self) -> Any:
+        """The boto3 CodeCommit client this storage uses (Prefect 1's property of that name)."""
+        return self.make_host().client()  # type: ignore[attr-defined]

@@ -14,13 +14,17 @@ from ..servers.blob_servers import WebhookServer
 
 
 def test_templates_fill_nested_values_with_escapes(monkeypatch):
+    """Prefect 1's rules: string values of dicts, recursively; keys and list items are sent as they are."""
     monkeypatch.setenv("HOST", "127.0.0.1:9")
     monkeypatch.setenv("TOKEN_W", "tok-value-123")
-    value = {"url": "http://${HOST}/x", "headers": {"A": "Bearer $TOKEN_W"}, "list": ["$$5", "${HOST}"], "n": 3}
-    assert fill(value) == {"url": "http://127.0.0.1:9/x", "headers": {"A": "Bearer tok-value-123"},
-                           "list": ["$5", "127.0.0.1:9"], "n": 3}
-    with pytest.raises(ConfigurationError, match="template variable 'NOPE_VAR' is not set"):
+    value = {"url": "http://${HOST}/x", "headers": {"A": "Bearer $TOKEN_W", "B": "$$5"}, "list": ["${HOST}"], "n": 3,
+             "${HOST}": "key"}
+    assert fill(value) == {"url": "http://127.0.0.1:9/x", "headers": {"A": "Bearer tok-value-123", "B": "$5"},
+                           "list": ["${HOST}"], "n": 3, "${HOST}": "key"}
+    with pytest.raises(ConfigurationError, match="Template value 'NOPE_VAR' does not refer to an environment"):
         fill({"url": "http://x/${NOPE_VAR}"})
+    with pytest.raises(ConfigurationError, match=r"request argument\['url'\] has an invalid template"):
+        fill({"url": "http://x/${"})
 
 
 def test_serialized_form_keeps_templates_and_build_responses_are_kept(monkeypatch, caplog):

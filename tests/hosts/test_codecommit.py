@@ -13,7 +13,6 @@ from gitflows.cache import Cache
 from gitflows.errors import (
     AccessDeniedError,
     AuthenticationError,
-    ConfigurationError,
     IntegrityError,
     PathNotFoundError,
     RefNotFoundError,
@@ -91,7 +90,7 @@ def test_errors_name_what_was_asked(fake, source, caplog):
     caplog.set_level("DEBUG")
     with pytest.raises(RepoNotFoundError, match="CodeCommit nope .*RepositoryDoesNotExistException"):
         storage(repo="nope").get_flow(flow_name="etl")
-    with pytest.raises(RefNotFoundError, match="no branch or commit 'feature-x'"):
+    with pytest.raises(RefNotFoundError, match="no branch, tag or commit 'feature-x'"):
         storage(commit="feature-x").get_flow(flow_name="etl")
     with pytest.raises(PathNotFoundError, match="flows/gone.py does not exist at commit"):
         storage(path="flows/gone.py", commit="trunk").get_flow(flow_name="etl")
@@ -125,9 +124,19 @@ def test_integrity_against_the_record(fake, source):
         from_dict(data).get_flow()
 
 
-def test_credentials_in_client_options_are_refused():
-    with pytest.raises(ConfigurationError, match="must not hold credentials \\(aws_secret_access_key\\)"):
-        CodeCommit(repo="flows", client_options={"aws_secret_access_key": AWS_SECRET})
+def test_tag_and_full_reference(fake, source):
+    """A tag and ``refs/heads/<branch>`` are commit specifiers too (Prefect 1 passed them to GetFile)."""
+    source.tag("v1.0", source.v1)
+    source.commit(V2_FMT)
+    fake.calls.clear()
+    assert storage(commit="v1.0").get_flow(flow_name="etl").run().results["transform"].startswith("v1:")
+    assert ops(fake)[:3] == ["GetBranch", "GetFolder", "GetFolder"]  # the root listing of the resolve is reused
+    assert [p["folderPath"] for op, p in fake.calls if op == "GetFolder"].count("/") == 1
+    fake.calls.clear()
+    assert storage(commit="refs/heads/trunk").get_flow(flow_name="etl").run().results["transform"].startswith("v2:")
+    assert "GetBranch" not in ops(fake)
+    with pytest.raises(RefNotFoundError, match="no branch, tag or commit 'refs/tags/nope'"):
+        storage(commit="refs/tags/nope").get_flow(flow_name="etl")
 
 
 def test_stubber_default_branch_and_missing_branch():
@@ -142,6 +151,8 @@ def test_stubber_default_branch_and_missing_branch():
         assert host.resolve(None) == "a" * 40
         stub.add_client_error("get_branch", "BranchDoesNotExistException", "Branch nope does not exist.",
                               expected_params={"repositoryName": "flows", "branchName": "nope"})
+        stub.add_client_error("get_folder", "CommitDoesNotExistException", "Commit nope does not exist.",
+                              expected_params={"repositoryName": "flows", "commitSpecifier": "nope", "folderPath": "/"})
         with pytest.raises(RefNotFoundError, match="'nope'"):
             host.resolve("nope")
         stub.assert_no_pending_responses()
