@@ -220,16 +220,16 @@ def register_flow(flow: Any, labels: Iterable[str] | None = None, build: bool = 
                   registry_url: str | None = None) -> FlowVersion:
     """Register one flow object in the registry (what Prefect 1's ``flow.register()`` did).
 
-    The flow's storage (``Local()`` when it has none, as Prefect's default) records the flow and,
+    The flow's storage (when it has none, ``get_default_storage_class()()``: ``Local()``, as Prefect) records the flow and,
     with *build*, stores it: uploads a pickle or pins a repository ref to its commit and records
     every file's blob id. The version is registered as confirmed: the caller holds the flow and
     built its storage. An unchanged flow (same fingerprint, storage and files) gets no new version.
     """
-    from gitflows.storage.local import Local
+    from gitflows.storage import get_default_storage_class
 
     if isinstance(labels, str):
         raise ConfigurationError("labels is a list of label names, not a single string")
-    storage = flow.storage if flow.storage is not None else Local()
+    storage = flow.storage if flow.storage is not None else get_default_storage_class()()
     flow.storage = storage
     if flow.name not in storage.flows:
         storage.add_flow(flow)

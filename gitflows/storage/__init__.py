@@ -77,6 +77,31 @@ def from_dict(data: dict[str, Any]) -> Storage:
     return storage
 
 
+def get_default_storage_class() -> type[Storage]:
+    """The storage class used when a flow has none: ``Local``, or the one ``GITFLOWS_DEFAULT_STORAGE`` names
+    (``"Docker"``, ``"gitflows.storage.Docker"`` or ``"gitflows.storage.docker:Docker"``), as Prefect 1's
+    ``flows.defaults.storage.default_class``. A name that cannot be loaded warns and gives ``Local``."""
+    import os
+    import warnings
+
+    value = os.environ.get("GITFLOWS_DEFAULT_STORAGE", "").strip()
+    if not value:
+        return storage_class("Local")
+    name = value.rpartition(":")[2] if ":" in value else value.rpartition(".")[2]
+    module = value.partition(":")[0] if ":" in value else value.rpartition(".")[0]
+    try:
+        if not module or module == "gitflows.storage":
+            return storage_class(name)
+        cls = getattr(importlib.import_module(module), name)
+        if not (isinstance(cls, type) and issubclass(cls, Storage)):
+            raise TypeError(f"{value} is not a Storage class")
+        return cls
+    except (ConfigurationError, ImportError, AttributeError, TypeError, ValueError) as exc:
+        warnings.warn(f"GITFLOWS_DEFAULT_STORAGE={value!r} could not be loaded ({exc}); using "
+                      "gitflows.storage.Local instead", UserWarning, stacklevel=2)
+        return storage_class("Local")
+
+
 def __getattr__(name: str) -> Any:
     """``from gitflows.storage import Local`` imports that backend on first use."""
     if name in STORAGE_TYPES:
@@ -84,4 +109,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'gitflows.storage' has no attribute {name!r}")
 
 
-__all__ = ["Storage", "STORAGE_TYPES", "from_dict", "storage_class", *STORAGE_TYPES]
+__all__ = ["Storage", "STORAGE_TYPES", "from_dict", "get_default_storage_class", "storage_class", *STORAGE_TYPES]

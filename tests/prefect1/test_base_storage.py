@@ -1,9 +1,8 @@
 """Prefect 1.4.1 tests/storage/test_base_storage.py, ported.
 
-Not ported: ``test_default_storage*`` (``get_default_storage_class`` reads Prefect's config
-``flows.defaults.storage.default_class``; gitflows has no global default storage: a flow without
-storage is run from its file). ``test_uses_config_value_if_not_provided`` is ported to gitflows'
-setting, the environment variable ``GITFLOWS_ADD_DEFAULT_LABELS``.
+Prefect's config settings are environment variables here: ``flows.defaults.storage.default_class``
+is ``GITFLOWS_DEFAULT_STORAGE``, ``flows.defaults.storage.add_default_labels`` is
+``GITFLOWS_ADD_DEFAULT_LABELS``. All tests ported.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ import logging
 import pytest
 
 from gitflows import Flow
-from gitflows.storage import Local, Storage
+from gitflows.storage import Docker, Local, Storage, get_default_storage_class
 
 
 @pytest.fixture
@@ -39,6 +38,23 @@ def sub():
 def inst(sub, tmp_path):
     return sub(directory=str(tmp_path), secrets=["secret1", "secret2"], labels=["label1", "label2"],
                add_default_labels=True)
+
+
+def test_default_storage():
+    assert get_default_storage_class() is Local
+
+
+def test_default_storage_responds_to_config(monkeypatch):
+    monkeypatch.setenv("GITFLOWS_DEFAULT_STORAGE", "gitflows.storage.Docker")
+    assert get_default_storage_class() is Docker
+    monkeypatch.setenv("GITFLOWS_DEFAULT_STORAGE", "gitflows.storage.local:Local")
+    assert get_default_storage_class() is Local
+
+
+def test_default_storage_ignores_bad_config(monkeypatch):
+    monkeypatch.setenv("GITFLOWS_DEFAULT_STORAGE", "FOOBAR")
+    with pytest.warns(UserWarning, match="FOOBAR"):
+        assert get_default_storage_class() is Local
 
 
 def test_create_base_storage():
