@@ -1,7 +1,7 @@
 """Prefect 1.4.1 tests/utilities/test_storage.py, ported to ``gitflows.utilities.storage``.
 
-Not ported: ``test_get_flow_image_*`` (``get_flow_image`` reads Prefect run configs, which gitflows
-does not have; a Docker storage's image is ``storage.name``).
+``test_get_flow_image_run_config`` uses an object with an ``image`` attribute where Prefect used
+``DockerRun``: gitflows has no run-config classes and keeps whatever ``Flow(run_config=...)`` is given.
 
 Deliberate differences (docs/prefect1.md, "extract_flow_from_file ..."):
 - several flows in a file and no ``flow_name``: an error listing them (Prefect took the first);
@@ -23,12 +23,36 @@ import pytest
 
 from gitflows import Flow, Task
 from gitflows.errors import FlowStorageError, IntegrityError
+from gitflows.storage import Docker, Local
 from gitflows.utilities.storage import (
     extract_flow_from_file,
     extract_flow_from_module,
     flow_from_bytes_pickle,
     flow_to_bytes_pickle,
+    get_flow_image,
 )
+
+
+def test_get_flow_image_docker_storage():
+    flow = Flow("test", storage=Docker(registry_url="test", image_name="name", image_tag="tag"))
+    assert get_flow_image(flow=flow) == "test/name:tag"
+
+
+def test_get_flow_image_run_config(tmp_path):
+    from types import SimpleNamespace
+
+    flow = Flow("test", run_config=SimpleNamespace(image="repo/name:tag"), storage=Local(directory=str(tmp_path)))
+    assert get_flow_image(flow=flow) == "repo/name:tag"
+
+
+def test_get_flow_image_raises_on_missing_info(tmp_path):
+    flow = Flow("test", run_config=SimpleNamespaceNoImage(), storage=Local(directory=str(tmp_path)))
+    with pytest.raises(ValueError, match="not of type Docker"):
+        get_flow_image(flow=flow)
+
+
+class SimpleNamespaceNoImage:
+    """Prefect's UniversalRun: a run config without an image."""
 
 
 class TestExtractFlowFromFile:
@@ -129,7 +153,7 @@ class TestExtractFlowFromFile:
         with pytest.raises(TypeError, match="must be string or bytes"):
             extract_flow_from_file(file_contents=123)
 
-    def test_extract_flow_from_file_raises_on_run(self, tmp_path):
+    def test_extract_flow_from_file_raises_on_run_register(self, tmp_path):
         """Prefect 1 warned (and did not run) when a flow file called flow.run() while being loaded."""
         full_path = os.path.join(tmp_path, "flow.py")
         with open(full_path, "w") as f:
@@ -227,9 +251,9 @@ class TestFlowToFromBytesPickle:
         assert isinstance(flow, Flow)
         assert flow.name == "test"
 
-    def test_flow_from_bytes_refuses_raw_pickle(self, tmp_path):
-        """Deliberate difference: Prefect loaded raw cloudpickle bytes (and its own unsigned JSON wrapper).
-        gitflows refuses anything that is not a verified envelope, before unpickling: a raw pickle that
+    def test_flow_from_bytes_loads_raw_pickle(self, tmp_path):
+        """Deliberate difference (a raw pickle is refused): Prefect loaded raw cloudpickle bytes (and its
+        own unsigned JSON wrapper). gitflows refuses anything that is not a verified envelope, before unpickling: a raw pickle that
         would run code never runs."""
         marker = tmp_path / "ran"
 
@@ -243,6 +267,18 @@ class TestFlowToFromBytesPickle:
                 flow_from_bytes_pickle(payload)
         assert not marker.exists()
         assert issubclass(IntegrityError, FlowStorageError)
+
+    def test_flow_from_bytes_warns_prefect_version_mismatch(self, monkeypatch):
+        """Deliberate difference: a pickle that loads is not warned about when versions differ (the envelope
+        records them; a pickle that fails to load names both sides, tested below). It loads and runs."""
+        s = flow_to_bytes_pickle(Flow("test"))
+        monkeypatch.setattr("gitflows.envelope.__version__", "0.1.0", raising=False)
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            flow = flow_from_bytes_pickle(s)
+        assert isinstance(flow, Flow) and flow.name == "test"
 
     @pytest.mark.parametrize("version_mismatch", [False, True])
     @pytest.mark.parametrize("import_error", [False, True])
