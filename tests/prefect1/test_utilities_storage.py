@@ -253,8 +253,8 @@ class TestFlowToFromBytesPickle:
 
     def test_flow_from_bytes_loads_raw_pickle(self, tmp_path):
         """Deliberate difference (a raw pickle is refused): Prefect loaded raw cloudpickle bytes (and its
-        own unsigned JSON wrapper). gitflows refuses anything that is not a verified envelope, before unpickling: a raw pickle that
-        would run code never runs."""
+        own unsigned JSON wrapper). gitflows refuses anything that is not a verified envelope, before
+        unpickling: a raw pickle that would run code never runs."""
         marker = tmp_path / "ran"
 
         class Evil:
