@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
+import unicodedata
 
 _UNSAFE = re.compile(r"[^a-z0-9]+")
 
 
+def slug(text: str) -> str:
+    """python-slugify's defaults, as Prefect 1 used them: accents dropped, lower case, ``1,000`` -> ``1000``,
+    every other run of characters outside ``a-z0-9`` -> ``-``. May be empty."""
+    text = unicodedata.normalize("NFKD", str(text)).encode("ascii", "ignore").decode().lower()
+    text = re.sub(r"(?<=\d),(?=\d)", "", text)
+    return _UNSAFE.sub("-", text).strip("-")
+
+
 def slugify(name: str) -> str:
-    """``"My ETL / v2"`` -> ``"my-etl-v2"``; never empty, never a path."""
-    slug = _UNSAFE.sub("-", str(name).lower()).strip("-")
-    return slug[:100] or "flow"
+    """``"My ETL / v2"`` -> ``"my-etl-v2"`` (as :func:`slug`); never empty, never a path, at most 100 characters."""
+    return slug(name)[:100] or "flow"
 
 
 def timestamp() -> str:

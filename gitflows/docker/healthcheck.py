@@ -1,7 +1,9 @@
 """Loads every flow an image holds, to fail a build early: ``python -m gitflows.docker.healthcheck SPEC``.
 
 SPEC is JSON: {"flows": {name: location}, "stored_as_script": bool, "python": "3.11"}. Prints one line
-per flow; exits 1 naming the flow and the reason (missing module, Python version, unpickling error).
+per flow; exits 1 naming the flow and the reason (missing module, unpickling error, file not in the
+image). A Python version other than the one the flows were built with is a warning, as in Prefect 1
+(``healthcheck: warning: ...``; the build passes it on as a ``UserWarning``).
 """
 
 from __future__ import annotations
@@ -9,6 +11,16 @@ from __future__ import annotations
 import json
 import platform
 import sys
+import warnings
+
+
+def system_check(python_version: str | None) -> None:
+    """Warn (``UserWarning``) when this Python's major.minor is not *python_version*."""
+    ours = ".".join(platform.python_version_tuple()[:2])
+    if python_version and python_version != ours:
+        warnings.warn(f"Python version mismatch: this image runs Python {ours}, but the flows were built with "
+                      f"Python {python_version}; this could lead to unexpected errors in deployment",
+                      UserWarning, stacklevel=2)
 
 
 def check(spec: dict, read=None) -> list[str]:
@@ -20,10 +32,7 @@ def check(spec: dict, read=None) -> list[str]:
 
     read = read or (lambda p: open(p, "rb").read())
     problems = []
-    ours = ".".join(platform.python_version_tuple()[:2])
-    if spec.get("python") and spec["python"] != ours:
-        problems.append(f"Python version mismatch: flows were built with Python {spec['python']}, "
-                        f"this image runs Python {ours}")
+    system_check(spec.get("python"))
     for name, location in spec["flows"].items():
         try:
             data = read(location)
@@ -47,12 +56,16 @@ def check(spec: dict, read=None) -> list[str]:
 
 def main(argv: list[str]) -> int:
     spec = json.loads(argv[1])
-    problems = check(spec)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        problems = check(spec)
+    for warning in (w for w in caught if issubclass(w.category, UserWarning)):
+        print(f"healthcheck: warning: {warning.message}", flush=True)
     for name in spec["flows"]:
         if not any(f"flow {name!r}" in p for p in problems):
-            print(f"healthcheck: flow {name!r}: ok")
+            print(f"healthcheck: flow {name!r}: ok", flush=True)
     for problem in problems:
-        print(f"healthcheck: {problem}", file=sys.stderr)
+        print(f"healthcheck: {problem}", file=sys.stderr, flush=True)
     return 1 if problems else 0
 
 

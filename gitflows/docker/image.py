@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import posixpath
 import tarfile
 import time
 from collections.abc import Mapping
@@ -14,31 +15,53 @@ from gitflows.docker.registry import MANIFEST_TYPES, RegistryClient, sha256
 from gitflows.errors import ConfigurationError, PathNotFoundError
 
 FLOWS_LABEL = "io.gitflows.flows"
+VENV = "/opt/gitflows-venv"
 
 
-def dockerfile(base_image: str, context_files: Mapping[str, str], python_dependencies: list[str],
-               env_vars: Mapping[str, str], healthcheck: dict[str, Any] | None, extra_commands: list[str],
-               wheels: bool, gitflows_version: str | None) -> str:
-    """The Dockerfile text. Arguments to RUN use the exec (JSON) form: no shell quoting surprises."""
-    lines = [f"FROM {base_image}"]
+def env_line(env_vars: Mapping[str, Any]) -> str:
+    """One ``ENV`` instruction; each value double-quoted and taken literally (no ``$VAR`` expansion)."""
+    if not env_vars:
+        return ""
+    parts = []
     for key, value in env_vars.items():
-        lines.append(f"ENV {key}={json.dumps(str(value))}")
-    python = "/opt/gitflows-venv/bin/python"
-    lines.append('RUN ["python3", "-m", "venv", "/opt/gitflows-venv"]')
-    lines.append("ENV PATH=/opt/gitflows-venv/bin:$PATH")
+        quoted = json.dumps(str(value), ensure_ascii=False)[1:-1].replace("$", "\\$")
+        parts.append(f'{key}="{quoted}"')
+    return "ENV " + " \\\n    ".join(parts)
+
+
+def dockerfile(base_commands: str, env_vars: Mapping[str, Any], python_dependencies: list[str], wheels: str | None,
+               gitflows_requirement: str, copies: list[tuple[str, str]], extra_commands: list[str],
+               healthcheck: dict[str, Any] | None) -> str:
+    """The Dockerfile text, in Prefect 1's order: the base (``FROM`` or the user's Dockerfile), ``ENV``, the
+    installs, the flows and files copied in, the user's extra commands, the healthcheck. ``RUN`` and ``COPY``
+    use the exec (JSON) form: no shell quoting surprises, paths with spaces work."""
+    python = f"{VENV}/bin/python"
     install = [python, "-m", "pip", "install", "--no-cache-dir"]
+    lines = [base_commands.rstrip("\n"), ""]
+    if env_vars:
+        lines.append(env_line(env_vars))
+    lines.append(f'RUN ["python3", "-m", "venv", "{VENV}"]')
+    lines.append(f"ENV PATH={VENV}/bin:$PATH")
     if wheels:
-        lines.append("COPY wheels /opt/gitflows-wheels")
+        lines.append(f"COPY {json.dumps([wheels, '/opt/gitflows-wheels'])}")
         install += ["--no-index", "--find-links", "/opt/gitflows-wheels"]
-    lines.append(f"RUN {json.dumps(install + [f'gitflows=={gitflows_version}' if gitflows_version else 'gitflows'])}")
+    lines.append(f"RUN {json.dumps(install + [gitflows_requirement])}")
     if python_dependencies:
         lines.append(f"RUN {json.dumps(install + list(python_dependencies))}")
-    for source, target in context_files.items():
+    lines.append("")
+    for source, target in copies:
         lines.append(f"COPY {json.dumps([source, target])}")
+    lines.append("")
+    lines.extend(extra_commands)
     if healthcheck is not None:
         lines.append(f"RUN {json.dumps([python, '-m', 'gitflows.docker.healthcheck', json.dumps(healthcheck)])}")
-    lines.extend(extra_commands)
     return "\n".join(lines) + "\n"
+
+
+def in_image(path: str, workdir: str | None) -> str:
+    """An image path as Docker's ``COPY`` reads it: relative paths are under the image's working directory."""
+    full = posixpath.normpath(posixpath.join(workdir or "/", path))
+    return "/" + full.lstrip("/")
 
 
 def layer(files: Mapping[str, bytes]) -> tuple[bytes, str]:
@@ -66,9 +89,12 @@ def layer(files: Mapping[str, bytes]) -> tuple[bytes, str]:
 
 def push_daemonless(base: RegistryClient, base_repo: str, base_ref: str, target: RegistryClient, repo: str, tag: str,
                     files: Mapping[str, bytes], labels: Mapping[str, str], env: Mapping[str, str]) -> str:
-    """Push base image + one new layer with *files* as repo:tag; returns the manifest digest."""
+    """Push base image + one new layer with *files* as repo:tag; returns the manifest digest. Relative paths
+    in *files* are under the base image's working directory, as with ``COPY``."""
     manifest, _, _ = base.manifest(base_repo, base_ref)
     config = json.loads(base.blob(base_repo, manifest["config"]["digest"]))
+    workdir = (config.get("config") or {}).get("WorkingDir")
+    files = {in_image(path, workdir): data for path, data in files.items()}
     same_registry = base.url == target.url
     for item in manifest["layers"]:
         if same_registry:
@@ -100,8 +126,12 @@ def push_daemonless(base: RegistryClient, base_repo: str, base_ref: str, target:
 
 
 def read_file(client: RegistryClient, repo: str, digest: str, path: str) -> bytes:
-    """The file at *path* in image repo@digest (top layer first), fetched and verified by digest."""
+    """The file at *path* in image repo@digest (top layer first), fetched and verified by digest. A relative
+    *path* is under the image's working directory."""
     manifest, _, _ = client.manifest(repo, digest)
+    if not path.startswith("/"):
+        config = json.loads(client.blob(repo, manifest["config"]["digest"]))
+        path = in_image(path, (config.get("config") or {}).get("WorkingDir"))
     wanted = path.strip("/")
     for item in reversed(manifest["layers"]):
         data = client.blob(repo, item["digest"])

@@ -140,3 +140,29 @@ class RegistryClient:
             raise IntegrityError(f"{self.label()}: the registry stored manifest {repo}:{tag} as {digest}, "
                                  f"expected {sha256(data)}")
         return digest
+
+
+def host_of(url: str | None) -> str:
+    """A registry URL without its scheme: ``http://127.0.0.1:5000/team`` -> ``127.0.0.1:5000/team``."""
+    return (url or "").split("://", 1)[-1].rstrip("/")
+
+
+def registry_root(url: str) -> str:
+    """``http://host:port/team`` -> ``http://host:port`` (the registry API lives at the root)."""
+    scheme, sep, rest = url.partition("://")
+    return f"{scheme}{sep}{rest.split('/', 1)[0]}" if sep else url.split("/", 1)[0]
+
+
+def split_image(image: str) -> tuple[str | None, str, str]:
+    """``host:port/repo:tag`` or ``repo@sha256:...`` -> (host or None, repo, tag or digest)."""
+    host = None
+    first, _, rest = image.partition("/")
+    if rest and ("." in first or ":" in first or first == "localhost"):
+        host, image = first, rest
+    if "@" in image:
+        repo, ref = image.split("@", 1)
+    elif ":" in image.rsplit("/", 1)[-1]:
+        repo, ref = image.rsplit(":", 1)
+    else:
+        repo, ref = image, "latest"
+    return host, repo, ref

@@ -18,15 +18,13 @@ from __future__ import annotations
 import datetime
 import hashlib
 import hmac
-import os
-import re
-import unicodedata
 from typing import Any, ClassVar
 
 from gitflows.blobs import BlobStore, safe_key
 from gitflows.envelope import flow_to_bytes_pickle
 from gitflows.errors import ConfigurationError, IntegrityError, PathNotFoundError
 from gitflows.flow import Flow
+from gitflows.naming import slug
 from gitflows.storage.base import Storage
 
 
@@ -139,25 +137,4 @@ class BlobStorage(Storage):
 def generated_key(flow_name: str) -> str:
     """Prefect 1's key for a flow without ``key=``: ``slugify(flow name)/slugify(UTC now, ISO 8601)``,
     e.g. ``my-flow/2026-12-02t06-12-05-123456-00-00``."""
-    return f"{_slug(flow_name) or 'flow'}/{_slug(datetime.datetime.now(datetime.UTC).isoformat())}"
-
-
-def _slug(text: str) -> str:
-    """python-slugify's defaults, as Prefect 1 used them: accents dropped, lower case, ``1,000`` -> ``1000``,
-    every other run of characters outside ``a-z0-9`` -> ``-``."""
-    text = unicodedata.normalize("NFKD", str(text)).encode("ascii", "ignore").decode().lower()
-    text = re.sub(r"(?<=\d),(?=\d)", "", text)
-    return re.sub(r"[^a-z0-9]+", "-", text).strip("-")
-
-
-def _script_of(flow: Flow) -> str | None:
-    """The file a flow was defined in, when it came from a script on disk.
-
-    Not used by the blob storages (they upload only the file the user named); kept for
-    ``gitflows.storage.docker`` until it stops importing it."""
-    for task in flow.tasks:
-        fn = getattr(task, "fn", None)
-        filename = getattr(getattr(fn, "__code__", None), "co_filename", None)
-        if filename and os.path.isfile(filename):
-            return str(filename)
-    return None
+    return f"{slug(flow_name) or 'flow'}/{slug(datetime.datetime.now(datetime.UTC).isoformat())}"

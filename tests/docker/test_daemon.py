@@ -34,7 +34,7 @@ def test_build_push_and_run_inside_the_container(dockerd, python_base, wheels, r
     script = tmp_path / "adder.py"
     script.write_text(SCRIPT)
     storage = Docker(registry_url=registry.url, base_image=python_base, image_name="flows/daemon-adder",
-                     image_tag="v1", wheelhouse=str(wheels), base_url=dockerd.url,
+                     image_tag="v1", wheelhouse=str(wheels), base_url=dockerd.url, local_image=True,
                      env_vars={"GREETING": "hello 'quoted' \"world\""},
                      extra_dockerfile_commands=['LABEL org.example.team="data"'])
     storage.add_flow(extract_flow_from_file(str(script)))
@@ -64,7 +64,8 @@ def test_healthcheck_failure_names_the_flow_and_module(dockerd, python_base, whe
     with pytest.raises(GitflowsError) as err:
         storage.build(push=False)
     text = str(err.value)
-    assert "docker build of flows/needs:v1 failed" in text
+    assert isinstance(err.value, ValueError)  # ImageBuildError, as Prefect 1's ValueError
+    assert "your docker image flows/needs:v1 failed to build" in text
     assert "healthcheck: flow 'needs-module' at /opt/gitflows/flows/needs-module.flow: missing module " \
            "'host_only_module'" in text
     assert "returned a non-zero code" in text  # Docker's own line

@@ -102,5 +102,5 @@ def test_registry_credentials_never_printed(auth_registry, tmp_path, monkeypatch
 def test_base_image_and_dockerfile_together_is_an_error():
     from gitflows.errors import ConfigurationError
 
-    with pytest.raises(ConfigurationError, match="base_image or dockerfile, not both"):
+    with pytest.raises(ConfigurationError, match="only one of `base_image` and `dockerfile` can be provided"):
         Docker(base_image="python:3.11", dockerfile="Dockerfile")

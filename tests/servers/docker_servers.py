@@ -34,8 +34,15 @@ class Registry:
         config = tmp / "registry.yml"
         config.write_text(f"version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {tmp / 'data'}\n"
                           f"  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{self.port}\n{auth}")
-        self.proc = subprocess.Popen([binary, "serve", str(config)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        wait_for_port(self.port, self.proc, "docker-registry")
+        # its access log goes to a file: a pipe nobody reads fills after ~670 requests and the registry blocks
+        self.log = tmp / "registry.log"
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen([binary, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_for_port(self.port, self.proc, "docker-registry")
+        except BaseException:
+            print(self.log.read_text(errors="replace")[-4000:])
+            raise
 
     def stop(self) -> None:
         self.proc.terminate()
