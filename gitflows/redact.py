@@ -41,6 +41,18 @@ def register_secret(value: str | bytes | None) -> None:
         _install_record_factory()
 
 
+def register_basic_auth(username: str | None, password: str | None) -> None:
+    """Remember the HTTP Basic form of a credential pair (``base64("user:password")``), which is what
+    reaches a ``Authorization: Basic ...`` header (and any log or error that echoes it), and the parts."""
+    import base64
+
+    if not username and not password:
+        return
+    register_secret(password or None)  # a bare token sent as the user name was registered when it was resolved
+    pair = f"{username or ''}:{password or ''}".encode()
+    register_secret(base64.b64encode(pair).decode())
+
+
 def forget_secret(value: str) -> None:
     """Stop masking *value* (a resolved value that turned out not to be sensitive, e.g. a clone URL
     without credentials)."""

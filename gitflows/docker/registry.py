@@ -13,7 +13,7 @@ import re
 from typing import Any
 
 from gitflows.errors import AuthenticationError, GitflowsError, IntegrityError, NotFoundError
-from gitflows.redact import register_secret
+from gitflows.redact import register_basic_auth, register_secret
 
 MANIFEST_TYPES = ("application/vnd.oci.image.manifest.v1+json",
                   "application/vnd.docker.distribution.manifest.v2+json")
@@ -34,6 +34,8 @@ class RegistryClient:
         if password:
             register_secret(password)
         self._basic = (username, password) if username else None
+        if self._basic:
+            register_basic_auth(username, password)
         self._token: str | None = None
 
     def label(self) -> str:

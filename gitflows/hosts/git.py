@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import posixpath
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -32,7 +32,7 @@ from gitflows.errors import (
     RepoNotFoundError,
 )
 from gitflows.hosts.http import HTTPFailure, RetryPolicy, call
-from gitflows.redact import get_logger
+from gitflows.redact import get_logger, register_basic_auth, register_secret
 
 log = get_logger(__name__)
 T = TypeVar("T")
@@ -40,11 +40,18 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Credentials:
-    """How to authenticate over HTTP: basic (username, password) or a bearer token."""
+    """How to authenticate over HTTP: basic (username, password) or a bearer token.
+
+    Made, the secret parts are registered with the redactor, including the base64 ``user:password``
+    form a Basic header carries; repr() never shows them."""
 
     username: str | None = None
-    password: str | None = None
-    bearer: str | None = None
+    password: str | None = field(default=None, repr=False)
+    bearer: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        register_basic_auth(self.username, self.password)
+        register_secret(self.bearer)
 
 
 class _NoFilter(Exception):
