@@ -25,3 +25,11 @@ def test_git_credentials_register_the_basic_form_and_hide_it_in_repr():
 def test_registry_client_registers_its_basic_form():
     RegistryClient("http://127.0.0.1:9", username="robot", password="regPa55-xyz-123")
     assert redact(f"Basic {b64('robot:regPa55-xyz-123')}") == "Basic ***"
+
+
+def test_a_sas_signature_is_masked_in_a_reordered_query():
+    from gitflows.blobs.azure import _register_sas_signature
+
+    _register_sas_signature("sv=2020-08-04&ss=b&sig=AbC%2Bdef123%3D&se=2030")
+    assert redact("GET /c/b?se=2030&sig=AbC%2Bdef123%3D&sv=2020-08-04") == "GET /c/b?se=2030&sig=***&sv=2020-08-04"
+    assert redact("signature AbC+def123=") == "signature ***"
