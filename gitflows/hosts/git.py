@@ -54,6 +54,16 @@ class Credentials:
         register_secret(self.bearer)
 
 
+def _no_retries() -> Any:
+    """urllib3's own retries off for dulwich's requests: by default it sleeps whatever a 429/503's
+    ``Retry-After`` says (an hour, if the server says so). gitflows' policy (gitflows.hosts.http, with
+    GITFLOWS_MAX_RATE_LIMIT_WAIT) is the only one that applies. Redirects are still followed."""
+    import urllib3
+
+    return urllib3.Retry(total=None, connect=0, read=0, status=0, other=0, redirect=5,
+                         respect_retry_after_header=False, raise_on_status=False)
+
+
 class _NoFilter(Exception):
     """The server does not offer object filtering (raised before anything is downloaded)."""
 
@@ -111,14 +121,14 @@ class GitHost:
                 raise ConfigurationError("the Git storage needs dulwich: pip install 'gitflows[git]'") from None
             scheme = urlsplit(self.url).scheme
             if scheme in ("http", "https"):
-                creds = self._credentials()
-                kwargs: dict[str, Any] = {"timeout": 60}
-                if creds and creds.bearer:
-                    from dulwich.client import default_urllib3_manager
+                from dulwich.client import default_urllib3_manager
 
-                    manager = default_urllib3_manager(None, base_url=self.url, timeout=60)
+                creds = self._credentials()
+                manager = default_urllib3_manager(None, base_url=self.url, timeout=60)
+                manager.connection_pool_kw["retries"] = _no_retries()
+                kwargs: dict[str, Any] = {"timeout": 60, "pool_manager": manager}
+                if creds and creds.bearer:
                     manager.headers["Authorization"] = f"Bearer {creds.bearer}"
-                    kwargs["pool_manager"] = manager
                 elif creds:
                     kwargs.update(username=creds.username, password=creds.password or "")
                 parts = urlsplit(self.url)

@@ -201,3 +201,42 @@ def test_urls_and_credentials_in_clone_url(monkeypatch):
     assert host.url == "https://git.example.com/acme/flows.git"
     assert Git("f.py", "acme/flows", use_ssh=True).make_host().url == "git@github.com:acme/flows.git"
     assert Git("f.py", "acme/flows", repo_host="gitlab.com").make_host().url == "https://gitlab.com/acme/flows.git"
+
+
+def test_retry_after_from_the_server_is_not_slept_by_the_http_library(tmp_path, monkeypatch):
+    """dulwich's urllib3 honoured ``Retry-After: 3600`` on a 503 (an hour asleep); only gitflows' bounded
+    policy applies, and the load ends with one gitflows error naming the server."""
+    import http.server
+    import threading
+    import time as _time
+
+    from gitflows.errors import GitflowsError
+
+    hits = []
+
+    class Busy(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            hits.append(self.path)
+            self.send_response(503)
+            self.send_header("Retry-After", "3600")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_POST = do_GET  # noqa: N815
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Busy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        storage = Git(flow_path="flows/etl.py", repo="acme/flows", repo_host=f"http://127.0.0.1:{server.server_port}")
+        started = _time.monotonic()
+        with pytest.raises(GitflowsError) as info:
+            storage.get_flow()
+        elapsed = _time.monotonic() - started
+    finally:
+        server.shutdown()
+    assert elapsed < 20, f"slept {elapsed:.0f}s"
+    assert f"127.0.0.1:{server.server_port}" in str(info.value)
+    assert 1 <= len(hits) <= 6  # gitflows' attempts, not urllib3's on top
