@@ -134,7 +134,8 @@ class AzureStore:
                                           f"({code}); check {self._source}") from None
             except aexc.HttpResponseError as exc:
                 raise HTTPFailure(exc.status_code, {}, str(getattr(exc, "error_code", "") or exc.reason)) from None
-            except aexc.ServiceRequestError as exc:
+            except (aexc.ServiceRequestError, aexc.ServiceResponseError) as exc:
+                # no answer, a reset or a read timeout: retried by the policy, then one RemoteError
                 raise HTTPFailure(None, {}, type(exc).__name__) from None
 
         return call(wrapped, where=self.label(), action=f"{action} {key!r}", not_found=NotFoundError,
