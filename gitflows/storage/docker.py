@@ -16,7 +16,7 @@ from typing import Any
 
 from gitflows.docker.content import copy_into, files_contents, gitflows_requirement, lookup
 from gitflows.docker.healthcheck import check as healthcheck
-from gitflows.docker.image import FLOWS_LABEL, dockerfile, push_daemonless, read_file
+from gitflows.docker.image import FLOWS_LABEL, INSIDE_IMAGE_ENV, dockerfile, push_daemonless, read_file
 from gitflows.docker.registry import RegistryClient, host_of, registry_root, split_image
 from gitflows.envelope import flow_to_bytes_pickle
 from gitflows.errors import ConfigurationError, ImageBuildError, PathNotFoundError
@@ -330,18 +330,27 @@ class Docker(Storage):
 
     # -- loading and running ---------------------------------------------------------------------
     def _load(self, name: str | None, location: str) -> Flow:
-        """Inside the image: read the flow from its path. Elsewhere: fetch it from the registry by digest."""
-        if os.path.exists(location):
+        """With a pushed digest: the flow is read from the image in the registry, by digest, verified; a file
+        at the same path on this machine never wins, unless this process runs inside that image (its
+        runner sets ``GITFLOWS_INSIDE_IMAGE``). Without a digest: the file at its path (inside the image)."""
+        inside = bool(self.image_digest) and os.environ.get(INSIDE_IMAGE_ENV) in (self.image_digest, self._pushed_ref())
+        if self.image_digest and self.registry_url and not inside:
+            data = read_file(self._registry(), self._registry_repo(), self.image_digest, location)
+        elif os.path.exists(location):
             with open(location, "rb") as fh:
                 data = fh.read()
-        elif self.image_digest and self.registry_url:
-            data = read_file(self._registry(), self._registry_repo(), self.image_digest, location)
         else:
             raise PathNotFoundError(
                 f"Docker storage: flow {name or '?'} at {location} is not on this machine, and the image has no "
                 "pushed digest to read it from; run it inside the image (get_env_runner(location).run(env)) or "
                 "build(push=True) with a registry_url")
         return self._from_bytes(data, name, location)
+
+    def _pushed_ref(self) -> str | None:
+        try:
+            return f"{self.repository}@{self.image_digest}" if self.image_digest else None
+        except ConfigurationError:
+            return None
 
     def get_env_runner(self, flow_location: str) -> Any:
         """A runner for the flow at *flow_location*: ``runner.run(env)`` runs it in a container of this image

@@ -104,3 +104,30 @@ def test_base_image_and_dockerfile_together_is_an_error():
 
     with pytest.raises(ConfigurationError, match="only one of `base_image` and `dockerfile` can be provided"):
         Docker(base_image="python:3.11", dockerfile="Dockerfile")
+
+
+def test_a_stale_local_file_never_wins_over_the_pushed_digest(registry, tmp_path, monkeypatch):
+    """With a digest recorded, get_flow reads the image by digest; a file at the in-image path on this
+    machine is used only inside that image (its runner sets GITFLOWS_INSIDE_IMAGE)."""
+    import os
+
+    from gitflows.envelope import flow_to_bytes_pickle
+
+    client = RegistryClient(registry.url)
+    base = push_tiny_base(client)
+    storage = Docker(registry_url=registry.url, base_image=base, image_name="flows/adder", image_tag="stale",
+                     gitflows_directory=str(tmp_path / "img"))
+    location = storage.add_flow(make_flow(tmp_path))
+    storage.build(daemonless=True)
+    stale_script = tmp_path / "stale" / "adder.py"
+    stale_script.parent.mkdir()
+    stale_script.write_text(SCRIPT.replace("x + y", "x - y"))
+    os.makedirs(os.path.dirname(location), exist_ok=True)
+    with open(location, "wb") as fh:
+        fh.write(flow_to_bytes_pickle(extract_flow_from_file(str(stale_script))))
+    data = json.loads(json.dumps(storage.serialize()))
+    assert from_dict(data).get_flow().run().results["add"] == 42  # the image's flow, by digest
+    monkeypatch.setenv("GITFLOWS_INSIDE_IMAGE", "sha256:" + "0" * 64)  # some other image
+    assert from_dict(data).get_flow().run().results["add"] == 42
+    monkeypatch.setenv("GITFLOWS_INSIDE_IMAGE", storage.image_digest)  # running inside this very image
+    assert from_dict(data).get_flow().run().results["add"] == -38
