@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from typing import Any
 
@@ -55,6 +56,22 @@ def cli(debug: bool, verbose: bool) -> None:
     level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("gitflows").setLevel(level)
+    quiet_client_libraries()
+
+
+#: client libraries whose DEBUG logs print request headers and signed URLs (AWS session tokens, SAS
+#: signatures, Authorization headers) that gitflows did not resolve itself and so cannot redact
+CLIENT_LOGGERS = ("botocore", "boto3", "s3transfer", "urllib3", "requests", "azure", "google", "github",
+                  "gitlab", "atlassian", "dulwich", "docker", "msal")
+
+
+def quiet_client_libraries() -> None:
+    """Keep client libraries at INFO even under --debug (GITFLOWS_DEBUG_CLIENT_LIBRARIES=1 lets them through)."""
+    if os.environ.get("GITFLOWS_DEBUG_CLIENT_LIBRARIES") == "1":
+        return
+    for name in CLIENT_LOGGERS:
+        if logging.getLogger(name).getEffectiveLevel() < logging.INFO:
+            logging.getLogger(name).setLevel(logging.INFO)
 
 
 @cli.command()
@@ -93,22 +110,34 @@ def check(files: tuple[str, ...]) -> None:
 @click.option("--timeout", type=float, default=600, show_default=True, help="How long --wait waits (seconds).")
 def run(target: str, flow_name: str | None, params: tuple[str, ...], version: int | None, wait: bool,
         timeout: float) -> None:
-    """Run a flow: TARGET is a script FILE (run here, now) or a registered flow NAME (a run for agents).
+    """Run a flow: TARGET is a registered flow NAME (a run for agents) or a script FILE (run here, now).
 
     \b
-    gitflows run flows/etl.py --param n=5      run the script's flow in this process
     gitflows run etl --param n=5 [--wait]      schedule a run of the latest registered version
+    gitflows run flows/etl.py --param n=5      run the script's flow in this process
+    gitflows run ./etl                         run the local file etl (not the registered flow)
+
+    TARGET is a file only when it looks like a path: it contains a path separator, starts with
+    '.' or '/', or ends in .py. Anything else is a registered flow name, even when a file of that
+    name exists here (say ./NAME to run the file). Which was chosen is said on stderr.
     """
     import os
 
     parameters = parse_params(params)
-    if target.endswith(".py") or os.path.isfile(target):
+    if _looks_like_path(target):
         _run_file(target, flow_name, parameters)
         return
+    from gitflows.errors import FlowNotFoundError
     from gitflows.registry import open_registry
 
     registry = open_registry()
-    record = registry.get_version(target, version)
+    try:
+        record = registry.get_version(target, version)
+    except FlowNotFoundError as exc:
+        raise FlowNotFoundError(f"{exc}; to run a local file, give its path (./{target})") from None
+    if os.path.exists(target):
+        click.echo(f"{target}: the registered flow (a file of that name exists here; to run the file, "
+                   f"say ./{target})", err=True)
     created = registry.create_run(target, record.version, parameters)
     click.echo(f"run {created.id}: {target} v{record.version} at {record.sha or '-'} scheduled"
                + (" (version pending: it runs once its commit is on the remote)" if record.state == "pending" else ""))
@@ -129,6 +158,14 @@ def run(target: str, flow_name: str | None, params: tuple[str, ...], version: in
         time.sleep(0.2)
     click.echo(f"run {created.id}: still {registry.get_run(created.id).state} after {timeout:.0f}s", err=True)
     sys.exit(EXIT_PROBLEMS)
+
+
+def _looks_like_path(target: str) -> bool:
+    """A ``gitflows run`` TARGET names a file only when it looks like a path (./x, /x, a/x, x.py)."""
+    import os
+
+    separators = {os.sep, "/"} | ({os.altsep} if os.altsep else set())
+    return any(sep in target for sep in separators) or target.startswith((".", "/")) or target.endswith(".py")
 
 
 def _run_file(file: str, flow_name: str | None, parameters: dict[str, Any]) -> None:
@@ -212,12 +249,14 @@ def _registry_flows(as_json: bool) -> None:
     versions = registry.flows()
     if as_json:
         click.echo(json.dumps([{"name": v.name, "version": v.version, "sha": v.sha, "path": v.path, "state": v.state,
-                                "labels": v.labels, "fingerprint": v.fingerprint} for v in versions], indent=2))
+                                "labels": v.labels, "fingerprint": v.fingerprint, "unreadable": v.unreadable}
+                               for v in versions], indent=2))
         return
     if not versions:
         click.echo(f"no flows registered in {registry.dialect.describe()}")
     for v in versions:
-        click.echo(f"{v.name}\tv{v.version}\t{(v.sha or '-')[:12]}\t{v.state}\t{v.path or '-'}")
+        click.echo(f"{v.name}\tv{v.version}\t{(v.sha or '-')[:12]}\t{v.state}\t{v.path or '-'}"
+                   + (f"\tunreadable: {v.unreadable}" if v.unreadable else ""))
 
 
 @cli.command()
@@ -231,11 +270,12 @@ def runs(name: str | None, as_json: bool, limit: int) -> None:
     items = open_registry().runs(name, limit)
     if as_json:
         click.echo(json.dumps([{k: getattr(r, k) for k in ("id", "flow_name", "version", "state", "attempts", "agent",
-                                                           "error", "parameters")} for r in items], indent=2))
+                                                           "error", "parameters", "unreadable")} for r in items],
+                              indent=2))
         return
     for r in items:
         click.echo(f"{r.id}\t{r.flow_name}\tv{r.version}\t{r.state}\tattempts={r.attempts}\t{r.agent or '-'}"
-                   + (f"\t{r.error}" if r.error else ""))
+                   + (f"\tunreadable: {r.unreadable}" if r.unreadable else "") + (f"\t{r.error}" if r.error else ""))
 
 
 @cli.command()
