@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
+import sys
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from gitflows.cache import Cache
@@ -20,7 +22,7 @@ from gitflows.errors import ConfigurationError, GitflowsError, ScriptError
 from gitflows.imports import local_closure, safe_relpath
 from gitflows.redact import get_logger
 from gitflows.registry import FlowVersion, Registry
-from gitflows.script import UNKNOWN, extract_flows, inspect_file
+from gitflows.script import UNKNOWN, ScriptInfo, extract_flows, inspect_file
 from gitflows.storage import from_dict
 from gitflows.storage.repo import RepoStorage
 
@@ -49,6 +51,19 @@ class Snapshot:
             if kind == b"blob":
                 self.blobs[path.decode("utf-8", "surrogateescape")] = oid.decode()
         self._data: dict[str, bytes] = {}
+        self._info: dict[str, ScriptInfo | ScriptError] = {}
+
+    def inspect(self, path: str) -> ScriptInfo:
+        """The script's syntax tree, read once (raises ScriptError when it does not parse)."""
+        if path not in self._info:
+            try:
+                self._info[path] = inspect_file(contents=self.read(path))
+            except ScriptError as exc:
+                self._info[path] = exc
+        found = self._info[path]
+        if isinstance(found, ScriptError):
+            raise found
+        return found
 
     def read(self, path: str) -> bytes:
         if path not in self._data:
@@ -73,10 +88,114 @@ class Snapshot:
 
 
 def flow_scripts(snap: Snapshot) -> list[str]:
-    """Python files at the commit that define flows (a quick text test, then the syntax tree)."""
+    """Python files at the commit that define flows: a quick text test, then the syntax tree must
+    show a ``Flow(...)`` call (a mention in a comment or docstring is not a flow). A script that
+    does not parse is kept so that its error is reported; it is never executed."""
     pys = [p for p in snap.blobs if p.endswith(".py")]
     snap.read_many(pys)
-    return [p for p in pys if b"Flow(" in snap.read(p)]
+    return [p for p in pys if b"Flow(" in snap.read(p) and _defines_flows(snap, p)]
+
+
+def _defines_flows(snap: Snapshot, path: str) -> bool:
+    try:
+        return bool(snap.inspect(path).flows)
+    except ScriptError:
+        return True
+
+
+@dataclass
+class Executed:
+    """What executing one flow script gave: each flow's name, fingerprint, structure and storage, or an error."""
+
+    flows: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+    missing_import: bool = False  # the script's imports are not installed here: describe it statically
+
+
+class ScriptRunner:
+    """Executes flow scripts in a child process, so that no script can end the caller.
+
+    One child serves every script in turn (one interpreter start for a whole push). A script that
+    ends its process (``os._exit``, a signal, a crash) gets an error naming it, and the next script
+    gets a fresh child. What scripts print goes to stderr, never into the answers.
+    """
+
+    def __init__(self) -> None:
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> ScriptRunner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            assert proc.stdin is not None
+            try:
+                proc.stdin.close()
+            except OSError:
+                pass
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    def _child(self) -> subprocess.Popen[bytes]:
+        if self._proc is not None and self._proc.poll() is None:
+            return self._proc
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p))
+        proc = subprocess.Popen([sys.executable, "-c", "from gitflows.register import _worker; _worker()"],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+        assert proc.stdout is not None
+        if proc.stdout.readline() != b"ready\n":
+            code = proc.wait()
+            raise GitflowsError(f"could not start the process that loads flow scripts ({sys.executable}, exit "
+                                f"status {code}); see the lines above")
+        self._proc = proc
+        return proc
+
+    def run(self, file_path: str, extra_paths: list[str], display: str) -> Executed:
+        proc = self._child()
+        assert proc.stdin is not None and proc.stdout is not None
+        request = {"file": file_path, "extra_paths": extra_paths, "display": display}
+        try:
+            proc.stdin.write(json.dumps(request).encode() + b"\n")
+            proc.stdin.flush()
+            line = proc.stdout.readline()
+        except OSError:
+            line = b""
+        if line:
+            return Executed(**json.loads(line))
+        code = proc.wait()
+        self._proc = None
+        how = f"was killed by signal {-code}" if code < 0 else f"ended its process with exit status {code} (os._exit?)"
+        return Executed(error=f"{display}: the script {how} while being loaded; nothing was read from it")
+
+
+def _worker() -> None:
+    """The child of :class:`ScriptRunner`: one JSON request per line in, one JSON answer per line out."""
+    answers = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)  # the scripts' own output goes to stderr
+    answers.write("ready\n")
+    for line in sys.stdin:
+        request = json.loads(line)
+        answer: dict[str, Any]
+        try:
+            flows = extract_flows(file_path=request["file"], extra_paths=request["extra_paths"],
+                                  display_name=request["display"])
+            answer = {"flows": [{"name": f.name, "fingerprint": f.fingerprint(), "structure": f.structure(),
+                                 "storage": f.storage.serialize() if f.storage is not None else None}
+                                for f in flows]}
+        except ScriptError as exc:
+            answer = {"error": str(exc), "missing_import": isinstance(exc.__cause__, ImportError)}
+        except BaseException as exc:  # noqa: BLE001 - a script may raise anything; the answer names it
+            answer = {"error": f"{request['display']}: the script raised {type(exc).__name__}: {exc}"}
+        sys.stdout.flush()
+        answers.write(json.dumps(answer, default=repr) + "\n")
 
 
 def changed_files(root: str, old: str | None, new: str) -> set[str] | None:
@@ -117,18 +236,19 @@ def register_commit(registry: Registry, root: str, sha: str, old: str | None = N
     changed = changed_files(root, old, sha)
     outcomes: list[Outcome] = []
     cache = Cache()
-    for script in scripts:
-        closure = snap.closure(script)
-        if changed is not None and not changed & {p for p, _ in closure}:
-            continue
-        outcomes.extend(_register_script(registry, snap, script, closure, cache, state))
+    with ScriptRunner() as runner:
+        for script in scripts:
+            closure = snap.closure(script)
+            if changed is not None and not changed & {p for p, _ in closure}:
+                continue
+            outcomes.extend(_register_script(registry, snap, script, closure, cache, runner, state))
     return outcomes
 
 
 def _register_script(registry: Registry, snap: Snapshot, script: str, closure: list[tuple[str, str]], cache: Cache,
-                     state: str) -> list[Outcome]:
+                     runner: ScriptRunner, state: str) -> list[Outcome]:
     try:
-        info = inspect_file(contents=snap.read(script))
+        info = snap.inspect(script)
     except ScriptError as exc:
         return [Outcome("?", script, None, False, f"not registered: {exc}")]
     # Same files as the latest version of every flow here: same fingerprint, nothing to run or add.
@@ -140,16 +260,13 @@ def _register_script(registry: Registry, snap: Snapshot, script: str, closure: l
     files = {p: snap.read(p) for p, _ in closure}
     tree = cache.materialise(("registered", snap.sha[:2], snap.sha, hashlib.sha1(repr(closure).encode()).hexdigest()[:16]),
                              files)
-    executed: dict[str, str] = {}
-    try:
-        with cache.using(tree):
-            for flow in extract_flows(file_path=str(tree.joinpath(*script.split("/"))), extra_paths=[str(tree)],
-                                      display_name=f"{script} at {snap.sha[:12]}"):
-                executed[flow.name] = flow.fingerprint()
-    except ScriptError as exc:
-        if not isinstance(exc.__cause__, ImportError):
-            return [Outcome("?", script, None, False, f"not registered: {exc}")]
+    with cache.using(tree):
+        result = runner.run(str(tree.joinpath(*script.split("/"))), [str(tree)], f"{script} at {snap.sha[:12]}")
+    if result.missing_import:
         log.info("%s: its imports are not installed here; fingerprinting from the syntax tree", script)
+    elif result.error:
+        return [Outcome("?", script, None, False, f"not registered: {result.error}")]
+    executed = {f["name"]: f["fingerprint"] for f in result.flows}
     outcomes = []
     for sf in info.flows:
         if sf.name is None:

@@ -3,22 +3,23 @@
 Both sides are read with ``git ls-tree`` / ``git cat-file`` (no checkout; the working tree is never
 touched). A flow is compared when its script, or a repository file the script imports, changed.
 Each side is described by running the script from the committed files when its imports are
-installed ("executed": tasks, edges, parameters, storage, fingerprint), else from its syntax tree
-("static": tasks called, their source, parameters, storage; no edges) — and the report says which.
+installed ("executed": tasks, edges, parameters, storage, fingerprint; in a child process, so that a
+script calling ``os._exit`` cannot end the diff), else from its syntax tree ("static": tasks
+called, their source, parameters, storage; no edges) — and the report says which.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 import subprocess
 from dataclasses import dataclass, field
 from typing import Any
 
 from gitflows.cache import Cache
 from gitflows.errors import GitflowsError, RefNotFoundError, ScriptError
-from gitflows.register import Snapshot, flow_scripts, git
-from gitflows.script import extract_flows, inspect_file
+from gitflows.register import ScriptRunner, Snapshot, flow_scripts, git
 
 VOLATILE = {"flows", "__version__", "sha", "closures", "digests", "labels", "add_default_labels"}
 
@@ -56,7 +57,7 @@ def _storage_args(data: dict[str, Any]) -> dict[str, Any]:
 
 def _static(snap: Snapshot, script: str, closure: list[tuple[str, str]]) -> ScriptSide:
     try:
-        info = inspect_file(contents=snap.read(script))
+        info = snap.inspect(script)
     except ScriptError as exc:
         return ScriptSide(error=str(exc).replace("<contents>", script))
     side = ScriptSide()
@@ -71,37 +72,34 @@ def _static(snap: Snapshot, script: str, closure: list[tuple[str, str]]) -> Scri
     return side
 
 
-def _executed(snap: Snapshot, script: str, closure: list[tuple[str, str]], cache: Cache) -> ScriptSide | None:
+def _executed(snap: Snapshot, script: str, closure: list[tuple[str, str]], cache: Cache,
+              runner: ScriptRunner) -> ScriptSide | None:
     """None when the script's imports are not installed here (fall back to static)."""
     files = {p: snap.read(p) for p, _ in closure}
     key = ("review", snap.sha[:2], snap.sha, hashlib.sha1(repr(closure).encode()).hexdigest()[:16])
     tree = cache.materialise(key, files)
-    try:
-        with cache.using(tree):
-            flows = extract_flows(file_path=str(tree.joinpath(*script.split("/"))), extra_paths=[str(tree)],
-                                  display_name=f"{script} at {snap.sha[:12]}")
-    except ScriptError as exc:
-        if isinstance(exc.__cause__, ImportError):
-            return None
-        if isinstance(exc.__cause__, SyntaxError):
-            return ScriptSide(error=str(exc))
-        return ScriptSide(error=str(exc))
+    with cache.using(tree):
+        result = runner.run(str(tree.joinpath(*script.split("/"))), [str(tree)], f"{script} at {snap.sha[:12]}")
+    if result.missing_import:
+        return None
+    if result.error:
+        return ScriptSide(error=result.error)
     side = ScriptSide()
-    for flow in flows:
-        structure = flow.structure()
+    for flow in result.flows:
+        structure = flow["structure"]
         tasks = {t["name"]: t.get("source") for t in structure["tasks"] if t["kind"] == "task"}
         edges = {(e["upstream"], e["downstream"], e["key"] or "") for e in structure["edges"]}
         params = {p["name"]: p["default"] for p in structure["parameters"]}
-        storage = _storage_args(flow.storage.serialize()) if flow.storage is not None else {}
-        side.flows[flow.name] = FlowSide(flow.name, script, "executed", tasks, edges, params, storage,
-                                         flow.fingerprint(), closure)
+        storage = _storage_args(flow["storage"]) if flow["storage"] is not None else {}
+        side.flows[flow["name"]] = FlowSide(flow["name"], script, "executed", tasks, edges, params, storage,
+                                            flow["fingerprint"], closure)
     return side
 
 
-def describe(snap: Snapshot, script: str, cache: Cache, static: bool) -> ScriptSide:
+def describe(snap: Snapshot, script: str, cache: Cache, static: bool, runner: ScriptRunner) -> ScriptSide:
     closure = snap.closure(script)
     if not static:
-        side = _executed(snap, script, closure, cache)
+        side = _executed(snap, script, closure, cache, runner)
         if side is not None:
             return side
     return _static(snap, script, closure)
@@ -146,11 +144,12 @@ def diff(root: str, base_ref: str, head_ref: str = "HEAD", force_static: bool = 
             affected["head"].add(new)
     sides: dict[str, dict[str, ScriptSide]] = {"base": {}, "head": {}}
     static = force_static
-    for k in ("base", "head"):
-        for script in sorted(affected[k]):
-            sides[k][script] = describe(snaps[k], script, cache, static)
-            if any(f.precision == "static" for f in sides[k][script].flows.values()):
-                static = True
+    with ScriptRunner() as runner:  # scripts run in a child process: none can end the diff
+        for k in ("base", "head"):
+            for script in sorted(affected[k]):
+                sides[k][script] = describe(snaps[k], script, cache, static, runner)
+                if any(f.precision == "static" for f in sides[k][script].flows.values()):
+                    static = True
     if static and not force_static:  # compare like with like
         return diff(root, base_ref, head_ref, force_static=True)
     return _report(base, head, sides, renames, changed, static)
@@ -302,7 +301,40 @@ def format_text(report: dict[str, Any], color: bool = False) -> str:
     return "\n".join(lines)
 
 
+_LINE_BREAKS = re.compile(r"[\r\n\v\f\x1c-\x1e\x85\u2028\u2029]+")
+
+
+def _one_line(text: Any) -> str:
+    return _LINE_BREAKS.sub(" ", str(text))
+
+
+def _md_code(text: Any, in_table: bool = False) -> str:
+    """*text* as a Markdown code span: nothing in it is markup (HTML, links, mentions, emphasis).
+
+    The fence is one backtick longer than the longest run inside; in a table cell ``|`` is escaped
+    so that a name cannot add cells."""
+    text = _one_line(text)
+    if not text:
+        return ""
+    fence = "`" * (max((len(run) for run in re.findall("`+", text)), default=0) + 1)
+    pad = " " if text[0] in "` " or text[-1] in "` " else ""
+    span = f"{fence}{pad}{text}{pad}{fence}"
+    return span.replace("|", "\\|") if in_table else span
+
+
+def _html_text(text: Any) -> str:
+    """*text* for raw HTML: every ASCII punctuation character as an entity (no tag, link or emphasis)."""
+    return "".join(f"&#{ord(c)};" if c.isascii() and not c.isalnum() and c != " " else c for c in _one_line(text))
+
+
+def _md_fence(lines: list[str]) -> str:
+    """A fence no line of *lines* can close (each line is already one line)."""
+    return "`" * max(3, max((len(run) + 1 for line in lines for run in re.findall("`+", line)), default=0))
+
+
 def format_markdown(report: dict[str, Any]) -> str:
+    """Markdown for a pull-request comment. Every name and value from the scripts is escaped:
+    code spans in text and tables, HTML entities in ``<summary>``, a fence no line can close."""
     icons = {"added": "🆕", "removed": "🗑️", "changed": "✏️", "renamed": "🔀", "moved": "📦"}
     shown = [e for e in report["flows"] if e["status"] != "unchanged"]
     out = [f"### gitflows: {len(shown)} flow(s) changed between `{report['base'][:12]}` and `{report['head'][:12]}`", ""]
@@ -311,21 +343,22 @@ def format_markdown(report: dict[str, Any]) -> str:
     if shown:
         out += ["| flow | change | script |", "|---|---|---|"]
         for e in shown:
-            out.append(f"| `{e['name']}` | {icons.get(e['status'], '')} {e['status']} | "
-                       f"`{e['path']['head'] or e['path']['base']}` |")
+            out.append(f"| {_md_code(e['name'], in_table=True)} | {icons.get(e['status'], '')} {e['status']} | "
+                       f"{_md_code(e['path']['head'] or e['path']['base'], in_table=True)} |")
         out.append("")
         for e in shown:
             details = _lines(e)
             if not details:
                 continue
-            out += [f"<details><summary><code>{e['name']}</code></summary>", "", "```diff"]
-            for kind, text in details:
-                out.append({"add": "+ ", "remove": "- ", "change": "! ", "info": "# "}[kind] + text)
-            out += ["```", "", "</details>", ""]
+            lines = [{"add": "+ ", "remove": "- ", "change": "! ", "info": "# "}[kind] + _one_line(text)
+                     for kind, text in details]
+            fence = _md_fence(lines)
+            out += [f"<details><summary><code>{_html_text(e['name'])}</code></summary>", "",
+                    f"{fence}diff", *lines, fence, "", "</details>", ""]
     else:
         out.append("No flow changed.")
     for err in report["errors"]:
-        out.append(f"- ⚠️ `{err['path']}` ({err['side']}): {err['error']}")
+        out.append(f"- ⚠️ {_md_code(err['path'])} ({err['side']}): {_md_code(err['error'])}")
     return "\n".join(out).rstrip() + "\n"
 
 

@@ -217,3 +217,90 @@ def test_refs_only_on_the_remote_once_fetched(repo, tmp_path):
     code, report = report_of(repo, "HEAD", "origin/feature")
     assert code == 1 and [f["name"] for f in report["flows"]] == ["same"]
     assert report["flows"][0]["tasks"] == {"added": ["s2"], "removed": ["s"], "changed": []}
+
+
+def _marker_helper(marker):
+    return f'''"""Helpers. Not a flow, though this docstring says Flow( and a comment below does too."""
+import pathlib
+
+# with Flow("not-a-flow") as flow: ...
+pathlib.Path({str(marker)!r}).write_text("executed")
+'''
+
+
+def test_diff_never_executes_a_file_that_merely_mentions_flow(repo, tmp_path):
+    marker = tmp_path / "marker"
+    commit(repo.path, {"flows/notes.py": _marker_helper(marker),
+                       "flows/same.py": SIMPLE.format(name="same", path="flows/same.py", task="s2")}, "head")
+    for fmt in ("text", "json"):
+        result = run_cli("diff", repo.base, "--format", fmt, cwd=repo.path)
+        assert result.returncode == 1, result.stderr
+        assert not marker.exists(), "gitflows diff executed flows/notes.py"
+    assert "notes.py" not in result.stdout
+
+
+def test_a_script_that_exits_at_import_is_an_error_naming_it(repo):
+    quits = SIMPLE.format(name="same", path="flows/same.py", task="s").replace(
+        "\n\n@task", "\n\nimport os\nos._exit(0)\n\n@task", 1)
+    commit(repo.path, {"flows/same.py": quits,
+                       "flows/report.py": SIMPLE.format(name="report", path="flows/report.py", task="r2")}, "head")
+    code, report = report_of(repo, repo.base)
+    assert code == 1
+    assert [e["path"] for e in report["errors"]] == ["flows/same.py"]
+    assert "exit status 0" in report["errors"][0]["error"]
+    assert [e["name"] for e in report["flows"] if e["status"] == "changed"] == ["report"]
+
+
+EVIL = "<img src=x onerror=alert(1)>|[x](http://evil)`tick``"
+EVIL_FLOW = '''from gitflows import Flow, Parameter, task
+from gitflows.storage import Git
+
+
+@task
+def t(x):
+    return x
+
+
+with Flow({name!r}, storage=Git(flow_path="flows/evil.py", repo="acme/flows")) as flow:
+    t(Parameter({name!r}, default={name!r}))
+'''
+
+
+def _outside_code(markdown: str) -> str:
+    """The Markdown text with fenced blocks and code spans (CommonMark backtick runs) removed."""
+    import re
+
+    text = re.sub(r"^(`{3,})[^\n]*\n.*?^\1\s*$", "", markdown, flags=re.S | re.M)
+    out, i = [], 0
+    while i < len(text):
+        m = re.compile(r"`+").search(text, i)
+        if not m:
+            out.append(text[i:])
+            break
+        out.append(text[i:m.start()])
+        close = re.compile(rf"(?<!`){m.group()}(?!`)").search(text, m.end())
+        if not close:
+            out.append(text[m.start():])
+            break
+        i = close.end()
+    return "".join(out)
+
+
+def test_markdown_escapes_names(repo):
+    base = git("rev-parse", "HEAD", cwd=repo.path).strip()
+    commit(repo.path, {"flows/evil.py": EVIL_FLOW.format(name=EVIL)}, "head")
+    result = run_cli("diff", base, "--format", "markdown", cwd=repo.path)
+    assert result.returncode == 1, result.stderr
+    md = result.stdout
+    plain = _outside_code(md)
+    for bad in ("<img", "](http", "[x]", "http://evil"):
+        assert bad not in plain, f"{bad!r} is live Markdown/HTML in:\n{md}"
+    rows = [line for line in md.splitlines() if line.startswith("| ") and "evil.py" in line]
+    assert len(rows) == 1
+    import re
+
+    assert len(re.split(r"(?<!\\)\|", rows[0])) == 5, rows[0]  # 3 cells: a name's | does not add cells
+    import html
+
+    summary = re.search(r"<summary><code>(.*?)</code></summary>", md).group(1)
+    assert "<" not in summary and html.unescape(summary) == EVIL  # shown as text in the <summary>

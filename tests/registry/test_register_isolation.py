@@ -1,0 +1,87 @@
+"""`gitflows register` (the pre-push hook) executes only flow scripts, and one script cannot end it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gitflows.registry import open_registry
+from tests.conftest import git, run_cli
+
+FLOW = '''from gitflows import Flow, task
+from gitflows.storage import Git
+
+
+@task
+def {task}():
+    return 1
+
+
+{prelude}
+with Flow("{name}", storage=Git(flow_path="{path}", repo="acme/flows")) as flow:
+    {task}()
+'''
+
+
+def flow_script(name: str, path: str, prelude: str = "") -> str:
+    return FLOW.format(name=name, path=path, task=name.replace("-", "_"), prelude=prelude)
+
+
+@pytest.fixture
+def repo(tmp_path, monkeypatch):
+    path = tmp_path / "repo"
+    path.mkdir()
+    git("init", "-q", "-b", "main", cwd=path)
+    url = f"sqlite:///{tmp_path / 'registry.db'}"
+    monkeypatch.setenv("GITFLOWS_REGISTRY", url)
+    return path
+
+
+def commit(repo: Path, files: dict[str, str]) -> None:
+    for rel, text in files.items():
+        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+        (repo / rel).write_text(text)
+    git("add", "-A", cwd=repo)
+    git("commit", "-q", "-m", "c", cwd=repo)
+
+
+def registered(url_env: str) -> list[str]:
+    return sorted(v.name for v in open_registry(url_env).flows())
+
+
+def test_register_never_executes_a_file_that_merely_mentions_flow(repo, tmp_path):
+    marker = tmp_path / "marker"
+    commit(repo, {
+        "flows/etl.py": flow_script("etl", "flows/etl.py"),
+        "flows/notes.py": f'''"""Helpers. Not a flow, though this docstring says Flow( and so does a comment."""
+import pathlib
+
+# with Flow("not-a-flow") as flow: ...
+pathlib.Path({str(marker)!r}).write_text("executed")
+''',
+    })
+    result = run_cli("register", "--confirmed", cwd=repo)
+    assert result.returncode == 0, result.stderr
+    assert not marker.exists(), "gitflows register executed flows/notes.py"
+    assert "notes.py" not in result.stdout + result.stderr
+    assert "flows/etl.py: etl: registered: version 1" in result.stdout
+
+
+@pytest.mark.parametrize("ending", ["import os\nos._exit(0)", "import sys\nsys.exit(0)", "import os\nos._exit(3)"])
+def test_a_script_that_exits_at_import_cannot_end_registration(repo, ending):
+    commit(repo, {
+        "flows/a_quits.py": flow_script("quits", "flows/a_quits.py", prelude=ending),
+        "flows/b_etl.py": flow_script("etl", "flows/b_etl.py"),
+    })
+    result = run_cli("register", "--confirmed", cwd=repo)
+    assert "flows/b_etl.py: etl: registered: version 1" in result.stdout, result.stdout + result.stderr
+    line = next((x for x in result.stdout.splitlines() if x.startswith("flows/a_quits.py")), "")
+    assert "not registered" in line and "exit" in line, result.stdout + result.stderr
+    assert registered(open_url()) == ["etl"]
+
+
+def open_url() -> str:
+    import os
+
+    return os.environ["GITFLOWS_REGISTRY"]
