@@ -13,11 +13,11 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from gitflows.errors import GitflowsError
-from gitflows.redact import get_logger
+from gitflows.errors import FlowNotFoundError, GitflowsError
+from gitflows.redact import get_logger, redact
 from gitflows.register import visible_on_remote
 from gitflows.registry import Registry, Run, open_registry
-from gitflows.registry.sql import agent_name
+from gitflows.registry.sql import UnreadableRowError, agent_name
 
 log = get_logger(__name__)
 MAX_LOG = 64 * 1024
@@ -63,9 +63,15 @@ class Agent:
                     in_hand.pop(run_id).result()
                 self._reap()
                 free = self.concurrency - len(in_hand)
-                claimed = self._claim(free) if free > 0 else []
+                try:
+                    claimed = self._claim(free) if free > 0 else []
+                except GitflowsError as exc:  # the registry is unreachable for longer than it reconnects
+                    if once:
+                        raise
+                    log.warning("claiming failed: %s", exc)
+                    claimed = []
                 for run in claimed:
-                    in_hand[run.id] = pool.submit(self._execute, run)
+                    in_hand[run.id] = pool.submit(self._execute_guarded, run)
                 if once and not claimed and not in_hand and not self._due_for_me():
                     break
                 if not claimed:
@@ -93,8 +99,22 @@ class Agent:
             log.warning("reaping failed: %s", exc)
 
     def _matches(self, run: Run) -> bool:
-        version = self.registry().get_version(run.flow_name, run.version)
-        return set(version.labels) <= self.labels
+        """Whether this agent takes *run*: its labels fit, or its row is broken (any agent fails those)."""
+        try:
+            version = self.registry().get_version(run.flow_name, run.version)
+        except (FlowNotFoundError, UnreadableRowError):
+            return True
+        return run.unreadable is not None or set(version.labels) <= self.labels
+
+    def _broken(self, run: Run) -> str | None:
+        """Why *run* can never be run (an unreadable row, a version that no longer exists), or None."""
+        if run.unreadable:
+            return f"run {run.id} is unreadable: {run.unreadable}"
+        try:
+            self.registry().get_version(run.flow_name, run.version)
+        except (FlowNotFoundError, UnreadableRowError) as exc:
+            return str(exc)
+        return None
 
     def _due_for_me(self) -> bool:
         return any(self._matches(r) for r in self.registry().due(limit=200))
@@ -104,11 +124,35 @@ class Agent:
         for run in self.registry().due(limit=max(20, free * 4)):
             if len(got) >= free:
                 break
-            if self._matches(run) and self.registry().claim(run.id, self.name):
+            broken = self._broken(run)
+            if broken:
+                if self.registry().claim(run.id, self.name):
+                    self._give_up(run, f"cannot be run: {broken}")
+            elif self._matches(run) and self.registry().claim(run.id, self.name):
                 got.append(self.registry().get_run(run.id))
         return got
 
     # -- one run ------------------------------------------------------------------------
+    def _execute_guarded(self, run: Run) -> str:
+        """Run one claimed run; whatever goes wrong with it is recorded on it, never ends the agent."""
+        try:
+            return self._execute(run)
+        except Exception as exc:  # noqa: BLE001 - one run's fault (a bad row, the database) must not end the loop
+            return self._give_up(run, f"the agent could not run it: {_one_line(exc)}")
+
+    def _give_up(self, run: Run, reason: str) -> str:
+        """Mark *run* failed with *reason* (best effort: the database may be what failed)."""
+        self.say(f"run {run.id}: failed: {reason}")
+        try:
+            if not self.registry().finish(run.id, self.name, "failed", reason):
+                return "dropped"
+        except Exception as exc:  # noqa: BLE001
+            log.warning("run %s: could not mark it failed either (%s); its lease will expire and it is reaped",
+                        run.id, _one_line(exc))
+            return "dropped"
+        self.done.append((run.id, "failed"))
+        return "failed"
+
     def _execute(self, run: Run) -> str:
         reg = self.registry()
         version = reg.get_version(run.flow_name, run.version)
@@ -132,7 +176,12 @@ class Agent:
         reg.start(run.id, self.name)
         self.say(f"run {run.id}: {run.flow_name} v{run.version} at {version.sha or '-'} (attempt {run.attempts})")
         state, error, logs = self._child(run, version.storage)
-        if not reg.finish(run.id, self.name, state, error, logs):
+        try:
+            recorded = reg.finish(run.id, self.name, state, error, logs)
+        except Exception as exc:  # noqa: BLE001 - the outcome could not be stored: store why, go on
+            return self._give_up(run, f"the run ended {state} but the agent could not record its outcome "
+                                      f"({_one_line(exc)})")
+        if not recorded:
             self.say(f"run {run.id}: finished but no longer ours (lease expired); result dropped")
             return "dropped"
         if self.echo and logs.strip():
@@ -141,11 +190,37 @@ class Agent:
         self.done.append((run.id, state))
         return state
 
+    def _heartbeat(self, run: Run) -> None:
+        """Extend the run's lease; the registry being away (it reconnects) does not stop the run."""
+        try:
+            self.registry().heartbeat(run.id, self.name)
+        except GitflowsError as exc:
+            log.warning("run %s: heartbeat failed: %s", run.id, exc)
+
     def _child(self, run: Run, storage: dict[str, object]) -> tuple[str, str | None, str]:
         from gitflows.storage.runner import ChildProcessRunner
 
+        _learn_secrets(storage)
         runner = ChildProcessRunner(storage, flow_name=run.flow_name, parameters=run.parameters, max_log=MAX_LOG)
-        outcome = runner.run(timeout=self.timeout, tick=lambda: self.registry().heartbeat(run.id, self.name),
+        outcome = runner.run(timeout=self.timeout, tick=lambda: self._heartbeat(run),
                              tick_every=self.heartbeat_every)
         return outcome.state, outcome.error, outcome.logs
 
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return redact(f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": "))
+
+
+def _learn_secrets(storage: dict[str, object]) -> None:
+    """Resolve the secrets *storage* names that this agent can see, so their values are masked in what it
+    records and prints even when the child failed to mask them (a grandchild writing to the descriptor)."""
+    from gitflows.secrets import resolve_optional_secret
+
+    names = storage.get("secrets")
+    for name in names if isinstance(names, list) else []:
+        if isinstance(name, str):
+            try:
+                resolve_optional_secret(name)
+            except GitflowsError as exc:  # e.g. a secrets file readable by others: the child reports it
+                log.warning("secret %s: %s", name, exc)

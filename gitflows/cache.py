@@ -13,9 +13,15 @@ Contract (what is safe concurrently):
   / ``os.rename`` puts it in place: no reader ever sees a half-written entry.
 * A completed tree is never modified. Several processes may materialise the
   same tree at once; one rename wins, the others discard their copy and use it.
-* :meth:`Cache.using` holds a shared lock on a tree; :meth:`Cache.prune` only
-  removes a tree it can lock exclusively, so it never pulls a tree from under
-  a running flow.
+* :meth:`Cache.holding` takes a shared lock on a tree *before* looking it up
+  and keeps it while the tree is used; :meth:`Cache.prune` only removes a
+  tree it can lock exclusively, so it never pulls a tree from under a load.
+* :meth:`Cache.check_tree` compares a tree's files with their blob ids (a
+  completed tree edited on disk is detected, discarded and rebuilt).
+* Prune never touches temporary files younger than :data:`TEMP_GRACE`
+  seconds (another process is writing them), even with ``everything``.
+* An I/O error of the cache folder (disk full, permissions) is a one-line
+  :class:`CacheError` naming the folder and what to do.
 * Nothing here talks to the network, and a failed fetch elsewhere never
   deletes a cache entry. Only the standard library is imported.
 """
@@ -35,12 +41,35 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from gitflows.errors import ConfigurationError, IntegrityError
+from gitflows.errors import ConfigurationError, FlowStorageError, GitflowsError, IntegrityError
 from gitflows.imports import safe_relpath
 from gitflows.redact import get_logger
 
 log = get_logger(__name__)
 TREE_MARKER = ".gitflows-tree"
+MAX_SEGMENT, MAX_KEY = 100, 1024  # bytes of one path segment / characters of a whole key under the cache
+TEMP_GRACE = 3600  # seconds: prune leaves younger temporary files alone (a writer may still be at work)
+
+
+class CacheError(FlowStorageError):
+    """The cache folder could not be read or written (disk full, permissions, a read-only file system)."""
+
+
+@contextlib.contextmanager
+def _io(root: Path, what: str) -> Iterator[None]:
+    """Turn an OSError of the cache folder into one line naming the folder, the cause and what to do."""
+    try:
+        yield
+    except GitflowsError:
+        raise
+    except OSError as exc:
+        code = errno.errorcode.get(exc.errno or 0, "")
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            hint = "free some space, run `gitflows cache prune`, or point GITFLOWS_CACHE_DIR elsewhere"
+        else:
+            hint = "check the folder's permissions, or point GITFLOWS_CACHE_DIR elsewhere"
+        cause = f"{exc.strerror or exc}{f' ({code})' if code else ''}"
+        raise CacheError(f"gitflows cache {root}: cannot {what}: {cause}; {hint}") from None
 
 
 def git_blob_id(data: bytes) -> str:
@@ -62,10 +91,20 @@ def _segments(key: Sequence[str]) -> list[str]:
         for seg in str(item).split("/"):
             if not seg or seg in (".", "..") or seg.startswith(".") or "\x00" in seg or "\\" in seg:
                 raise ConfigurationError(f"invalid cache key segment {seg!r} in {'/'.join(map(str, key))!r}")
-            parts.append(seg)
+            parts.append(_bounded(seg))
     if not parts:
         raise ConfigurationError("empty cache key")
+    if sum(len(p) + 1 for p in parts) > MAX_KEY:  # very deep names (nested groups): keep a readable head
+        parts = [*parts[:2], "~" + hashlib.sha1("/".join(parts).encode()).hexdigest()]
     return parts
+
+
+def _bounded(seg: str) -> str:
+    """*seg*, or for an oversized one (a file system allows 255 bytes) its head and a digest of the whole."""
+    if len(seg.encode()) <= MAX_SEGMENT:
+        return seg
+    head = seg.encode()[:48].decode(errors="ignore")
+    return f"{head}~{hashlib.sha1(seg.encode()).hexdigest()[:16]}"
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -100,9 +139,12 @@ class Cache:
         """The contents with this blob id, or None. A corrupt entry is removed and reported as absent."""
         path = self._blob_path(blob_id)
         try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            return None
+            with _io(self.root, f"read {path}"):
+                data = path.read_bytes()
+        except CacheError:
+            if not path.exists():  # removed meanwhile (prune): absent, not an error
+                return None
+            raise
         if git_blob_id(data) != blob_id:
             log.warning("cache entry %s is corrupt; removing it", path)
             with contextlib.suppress(FileNotFoundError):
@@ -117,7 +159,8 @@ class Cache:
             raise IntegrityError(f"{what}: blob id {blob_id} does not match the expected {expected_id}")
         path = self._blob_path(blob_id)
         if not path.exists():
-            _atomic_write(path, data)
+            with _io(self.root, f"write {what} to {path}"):
+                _atomic_write(path, data)
         return blob_id
 
     # -- small documents ----------------------------------------------------------
@@ -135,7 +178,9 @@ class Cache:
             return None
 
     def put_json(self, key: Sequence[str], value: Any) -> None:
-        _atomic_write(self._doc_path(key), json.dumps(value, sort_keys=True).encode())
+        path = self._doc_path(key)
+        with _io(self.root, f"write {path}"):
+            _atomic_write(path, json.dumps(value, sort_keys=True).encode())
 
     # -- trees --------------------------------------------------------------------
     def tree_path(self, key: Sequence[str]) -> Path:
@@ -153,25 +198,57 @@ class Cache:
         if (final / TREE_MARKER).is_file():
             self._touch(final)
             return final
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = final.parent / f".tmp-{final.name}-{uuid.uuid4().hex}"
-        try:
-            tmp.mkdir()
-            for rel, data in files.items():
-                target = tmp.joinpath(*safe_relpath(rel).split("/"))
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(data)
-            (tmp / TREE_MARKER).write_text(json.dumps({"key": list(map(str, key)), "files": sorted(files)}))
+        with _io(self.root, f"write the tree {final}"):
+            final.parent.mkdir(parents=True, exist_ok=True)
+            tmp = final.parent / f".tmp-{final.name}-{uuid.uuid4().hex}"
             try:
-                os.rename(tmp, final)
-            except OSError as exc:
-                if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
-                    raise
-                shutil.rmtree(tmp, ignore_errors=True)  # another process won the race
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+                tmp.mkdir()
+                for rel, data in files.items():
+                    target = tmp.joinpath(*safe_relpath(rel).split("/"))
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_bytes(data)
+                (tmp / TREE_MARKER).write_text(json.dumps({"key": list(map(str, key)), "files": sorted(files)}))
+                try:
+                    os.rename(tmp, final)
+                except OSError as exc:
+                    if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                        raise
+                    shutil.rmtree(tmp, ignore_errors=True)  # another process won the race
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
         return final
+
+    def check_tree(self, key: Sequence[str], expected: Mapping[str, str]) -> list[str]:
+        """The files of tree *key* that differ from *expected* (repo-relative path -> git blob id): changed,
+        missing, or present without being expected (a ``__pycache__`` too). Empty: the tree is intact."""
+        root = self.tree_path(key)
+        bad: list[str] = []
+        for rel, blob in sorted(expected.items()):
+            try:
+                data = root.joinpath(*safe_relpath(rel).split("/")).read_bytes()
+            except OSError:
+                bad.append(rel)
+                continue
+            if git_blob_id(data) != blob:
+                bad.append(rel)
+        for dirpath, _dirs, names in os.walk(root):
+            for name in names:
+                rel = os.path.relpath(os.path.join(dirpath, name), root).replace(os.sep, "/")
+                if rel != TREE_MARKER and rel not in expected:
+                    bad.append(rel)
+        return bad
+
+    def discard_tree(self, key: Sequence[str]) -> None:
+        """Move the tree *key* aside and delete it (a process still reading it keeps its open files)."""
+        tree = self.tree_path(key)
+        trash = tree.parent / f".trash-{tree.name}-{uuid.uuid4().hex}"
+        with _io(self.root, f"discard the tree {tree}"):
+            try:
+                os.rename(tree, trash)
+            except FileNotFoundError:
+                return
+        shutil.rmtree(trash, ignore_errors=True)
 
     def _touch(self, path: Path) -> None:
         with contextlib.suppress(OSError):
@@ -185,14 +262,21 @@ class Cache:
     def using(self, tree: Path) -> Iterator[Path]:
         """Hold a shared lock on a materialised tree while it is in use (prune skips it)."""
         lock = self._lock_path(tree)
-        lock.parent.mkdir(parents=True, exist_ok=True)
-        with open(lock, "a") as fh:
+        with _io(self.root, f"lock {lock}"):
+            lock.parent.mkdir(parents=True, exist_ok=True)
+            fh = open(lock, "a")  # noqa: SIM115 - closed below, after the block
+        with fh:
             fcntl.flock(fh, fcntl.LOCK_SH)
             try:
                 self._touch(tree)
                 yield tree
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def holding(self, key: Sequence[str]) -> contextlib.AbstractContextManager[Path]:
+        """A shared lock on tree *key*, taken *before* the tree is looked up or written and kept for the
+        block: prune cannot remove the tree between lookup and use. Yields the tree's folder."""
+        return self.using(self.tree_path(key))
 
     def _trees(self) -> Iterator[Path]:
         base = self.root / "trees"
@@ -224,8 +308,12 @@ class Cache:
         return out
 
     def prune(self, older_than: float | None = 30 * 86400, everything: bool = False) -> dict[str, int]:
-        """Remove entries unused for *older_than* seconds (or all with *everything*); skip trees in use."""
-        cutoff = time.time() - (older_than or 0)
+        """Remove entries unused for *older_than* seconds (or all with *everything*); skip trees in use
+        and temporary files younger than :data:`TEMP_GRACE` (another process is still writing them)."""
+        with _io(self.root, "prune"):
+            return self._prune(time.time() - (older_than or 0), everything)
+
+    def _prune(self, cutoff: float, everything: bool) -> dict[str, int]:
         removed = {"trees": 0, "blobs": 0, "docs": 0, "busy": 0}
         for tree in list(self._trees()):
             try:
@@ -249,21 +337,23 @@ class Cache:
                 shutil.rmtree(trash, ignore_errors=True)
                 removed["trees"] += 1
         for section in ("blobs", "docs"):
-            base = self.root / section
-            for dirpath, _dirs, files in os.walk(base):
+            for dirpath, _dirs, files in os.walk(self.root / section):
                 for name in files:
+                    if name.startswith(".tmp-"):
+                        continue  # a writer's temporary file: left to the grace rule below
                     path = os.path.join(dirpath, name)
                     with contextlib.suppress(FileNotFoundError):
                         if everything or os.path.getmtime(path) <= cutoff:
                             os.unlink(path)
                             removed[section] += 1
-        # leftovers of crashed writers
+        # leftovers of crashed writers (never a young one: its writer may be at work)
+        grace = time.time() - TEMP_GRACE
         for dirpath, dirs, files in os.walk(self.root):
             for name in dirs + files:
                 if name.startswith(".tmp-") or name.startswith(".trash-"):
                     path = os.path.join(dirpath, name)
                     with contextlib.suppress(OSError):
-                        if os.path.getmtime(path) <= time.time() - 3600:
+                        if os.path.getmtime(path) <= grace:
                             if os.path.isdir(path):
                                 shutil.rmtree(path, ignore_errors=True)
                             else:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
+import re
 import sys
 from typing import Any
 
@@ -21,20 +23,53 @@ from gitflows.redact import redact
 from gitflows.version import __version__
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USER_ERROR, EXIT_INTERNAL = 0, 1, 2, 3
+EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT
 
 
 def parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
-    """``("n=5", "name=bob")`` -> ``{"n": 5, "name": "bob"}``: JSON when it parses, else the string."""
+    """``("n=5", "name=bob")`` -> ``{"n": 5, "name": "bob"}``: JSON when it parses, else the string.
+
+    A value JSON reads but a flow cannot use — a number that is not finite (``1e999999``, ``Infinity``),
+    an integer longer than Python converts, nesting deeper than Python's stack — is a one-line
+    ``click.BadParameter`` naming the parameter."""
     params: dict[str, Any] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         if not sep or not key:
-            raise click.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint="--param")
-        try:
-            params[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            params[key] = raw
+            raise click.BadParameter(f"expected KEY=VALUE, got {_clip(pair)!r}", param_hint="--param")
+        params[key] = _param_value(key, raw)
     return params
+
+
+def _clip(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def _param_value(key: str, raw: str) -> Any:
+    def bad(why: str) -> click.BadParameter:
+        return click.BadParameter(f"{_clip(raw)!r} {why}", param_hint=f"--param {_clip(key)}")
+
+    not_finite: list[str] = []
+
+    def number(text: str) -> float:
+        value = float(text)
+        if not math.isfinite(value):
+            not_finite.append(text)
+        return value
+
+    try:
+        value = json.loads(raw, parse_float=number, parse_constant=number)
+    except json.JSONDecodeError:
+        return raw
+    except RecursionError:
+        raise bad(f"is nested too deeply (Python's limit is about {sys.getrecursionlimit()} levels)") from None
+    except ValueError:  # int("9" * 100000): Python's integer string conversion limit
+        digits = max((len(run) for run in re.findall(r"\d+", raw)), default=0)
+        raise bad(f"is a number of {digits} digits, over Python's limit of {sys.get_int_max_str_digits()} "
+                  "digits; quote it to pass a string") from None
+    if not_finite:
+        raise bad(f"holds {_clip(not_finite[0])}, not a finite number; quote it to pass a string")
+    return value
 
 
 class _State:
@@ -477,17 +512,29 @@ def cache_prune(days: float, everything: bool) -> None:
                f"{removed['busy']} tree(s) in use kept")
 
 
+def _one_line_usage_error(exc: click.ClickException) -> str:
+    """click's error as one line: the message, and where a command is known, where to find its help."""
+    message = " ".join(redact(exc.format_message()).split())
+    ctx = getattr(exc, "ctx", None)
+    if isinstance(exc, click.UsageError) and ctx is not None:
+        return f"error: {message} (see '{ctx.command_path} --help')"
+    return f"error: {message}"
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turning errors into one clear line and an exit code."""
     try:
         cli.main(args=argv, prog_name="gitflows", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as exc:
+        if isinstance(exc.__context__, KeyboardInterrupt):  # click turns Ctrl-C into Abort
+            click.echo("interrupted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
         click.echo("aborted", err=True)
         sys.exit(EXIT_USER_ERROR)
     except click.ClickException as exc:
-        exc.show()
+        click.echo(_one_line_usage_error(exc), err=True)
         sys.exit(EXIT_USER_ERROR)
     except GitflowsError as exc:
         if _State.debug:
@@ -498,7 +545,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(EXIT_USER_ERROR)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
     except Exception as exc:
         import traceback
 

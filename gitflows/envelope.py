@@ -22,7 +22,7 @@ import os
 import platform
 from typing import Any
 
-from gitflows.errors import IncompatiblePickleError, IntegrityError
+from gitflows.errors import ConfigurationError, IncompatiblePickleError, IntegrityError
 from gitflows.flow import Flow
 from gitflows.secrets import resolve_secret
 from gitflows.version import __version__
@@ -130,3 +130,27 @@ def flow_from_bytes_pickle(data: bytes, signing_key_secret: str | None = None, w
     if not isinstance(flow, Flow):
         raise IncompatiblePickleError(f"{where}: payload is a {type(flow).__name__}, not a gitflows Flow")
     return flow
+
+
+def sha256_of(data: bytes) -> str:
+    """The digest a storage records at build for what it stored (``digests[flow name]``)."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def check_recorded_digest(data: bytes, expected: str | None, where: str) -> None:
+    """Refuse *data* (IntegrityError naming *where*) when a digest was recorded and it differs; call it before
+    unpickling or executing anything."""
+    if expected is None:
+        return
+    actual = sha256_of(data)
+    if not hmac.compare_digest(actual, expected):
+        raise IntegrityError(f"{where}: content sha256 {actual} does not match the recorded {expected} (it was "
+                             "changed after it was stored); refusing to load it")
+
+
+def restore_digests(data: dict[str, Any], type_name: str) -> dict[str, str]:
+    """The ``digests`` of a serialized storage (flow name -> sha256), checked."""
+    digests = data.get("digests") or {}
+    if not isinstance(digests, dict) or not all(isinstance(v, str) for v in digests.values()):
+        raise ConfigurationError(f"serialized {type_name} storage: 'digests' must map flow names to sha256")
+    return {str(k): v for k, v in digests.items()}

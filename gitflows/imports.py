@@ -12,7 +12,7 @@ import posixpath
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from gitflows.errors import ConfigurationError
+from gitflows.errors import ConfigurationError, ScriptError
 
 
 @dataclass(frozen=True)
@@ -25,9 +25,30 @@ class ImportRef:
     lineno: int = 0
 
 
+def too_deep(filename: str, exc: BaseException) -> ScriptError:
+    """The one-line error for a script whose expressions nest too deeply for Python to parse or compile."""
+    what = "MemoryError" if isinstance(exc, MemoryError) else str(exc) or type(exc).__name__
+    return ScriptError(f"{filename}: too deeply nested to parse ({what}); split the expression into "
+                       "smaller statements")
+
+
+def parse(source: str | bytes, filename: str = "<script>") -> ast.Module:
+    """``ast.parse``; an expression nested too deeply (RecursionError, MemoryError) is a :class:`ScriptError`.
+
+    A SyntaxError passes through unchanged."""
+    try:
+        return ast.parse(source, filename=filename)
+    except (RecursionError, MemoryError) as exc:
+        raise too_deep(filename, exc) from None
+
+
 def imports_of(source: str | bytes, filename: str = "<script>") -> list[ImportRef]:
     """Every ``import``/``from ... import`` in *source*, anywhere in the file."""
-    tree = ast.parse(source, filename=filename)
+    return imports_in(parse(source, filename))
+
+
+def imports_in(tree: ast.AST) -> list[ImportRef]:
+    """Every ``import``/``from ... import`` in a parsed syntax tree."""
     refs: list[ImportRef] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -131,7 +152,7 @@ def local_closure(
         for current in level:
             try:
                 refs = imports_of(read(current), filename=current)
-            except (SyntaxError, ValueError):
+            except (SyntaxError, ValueError, ScriptError):
                 continue
             for ref in refs:
                 for path in _resolve_one(ref, current, roots, exists):

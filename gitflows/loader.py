@@ -12,6 +12,10 @@
    else against the host's tree listing. A mismatch is an
    :class:`~gitflows.errors.IntegrityError` naming repo, path and SHA.
 4. **Materialise** the closure as an immutable cache tree (temp, then rename).
+   A tree found in the cache is checked file by file against the closure's
+   blob ids first; a changed one is discarded (with a warning naming the
+   files) and rebuilt from verified blobs, never run. The tree's shared lock
+   is held from lookup until the script is imported (prune skips it).
 5. **Import** the script with the tree root and the script's folder on
    ``sys.path``; both are restored afterwards.
 6. **Select** the flow by name, or the only one; several and no name is an error.
@@ -24,14 +28,16 @@ no library beyond the standard one until the script itself imports something.
 from __future__ import annotations
 
 import hashlib
+import os
 import posixpath
 import re
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from gitflows.cache import Cache, git_blob_id
-from gitflows.errors import IntegrityError, PathNotFoundError
+from gitflows.errors import ConfigurationError, IntegrityError, PathNotFoundError, ScriptError
 from gitflows.flow import Flow, select_flow
 from gitflows.hosts import Host
 from gitflows.imports import local_closure, safe_relpath
@@ -42,6 +48,21 @@ log = get_logger(__name__)
 FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
 
 Closure = list[tuple[str, str]]  # [(repo-relative path, git blob id)]
+DEPTH_ENV, MAX_DEPTH = "GITFLOWS_MAX_IMPORT_DEPTH", 50  # levels of sibling imports below the script
+BYTES_ENV, MAX_BYTES = "GITFLOWS_MAX_CLOSURE_BYTES", 64 * 1024 * 1024  # total size of the files a flow needs
+
+
+def _limit(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise ConfigurationError(f"{name}={raw!r} is not a positive whole number")
+    return value
 
 
 @dataclass
@@ -79,51 +100,28 @@ def _tree_key(host: Host, sha: str, closure: Closure) -> tuple[str, ...]:
     return (*host.cache_key(), sha, _digest(sorted(closure)))
 
 
-def _from_cache(cache: Cache, host: Host, sha: str, closure: Closure) -> Path | None:
-    key = _tree_key(host, sha, closure)
-    if cache.has_tree(key):
-        return cache.tree_path(key)
-    files = {}
-    for path, blob in closure:
-        data = cache.get_blob(blob)
-        if data is None:
-            return None
-        files[path] = data
-    return cache.materialise(key, files)
+def _closure(host: Host, path: str, sha: str, cache: Cache, expected: Closure | None, extra: Sequence[str],
+             from_host: bool) -> tuple[Closure, dict[str, bytes]]:
+    """The closure of *path* at *sha* and whatever verified contents finding it required.
 
-
-def fetch_closure(host: Host, path: str, sha: str, cache: Cache, expected: Closure | None = None,
-                  extra: Sequence[str] = ()) -> tuple[Closure, Path]:
-    """The verified closure of *path* at *sha*, materialised in the cache (fetching only what is missing)."""
-    path = safe_relpath(path)
-    label = host.label()
+    With *expected* (the registered record) that record; else, unless *from_host*, the cached manifest
+    of an earlier load; else a walk of the script's imports, every file verified against the host."""
     if expected:
-        closure = [(safe_relpath(p), b) for p, b in expected]
-        tree = _from_cache(cache, host, sha, closure)
-        if tree is not None:
-            return closure, tree
-        files = {rel: data for rel, blob in closure if (data := cache.get_blob(blob)) is not None}
-        wanted = [(rel, sha, blob) for rel, blob in closure if rel not in files]
+        return [(safe_relpath(p), b) for p, b in expected], {}
+    if not from_host:
+        manifest = cache.get_json(_manifest_key(host, sha, path, extra))
         try:
-            fetched = _read_many(host, wanted)
-        except PathNotFoundError as exc:
-            raise IntegrityError(f"{label}: a registered file at commit {sha} is not on the server (was history "
-                                 f"rewritten?): {exc}") from None
-        for rel, blob in closure:
-            if rel in fetched:
-                _verify(label, rel, sha, fetched[rel], blob, "the registered record")
-                cache.put_blob(fetched[rel])
-                files[rel] = fetched[rel]
-        return closure, cache.materialise(_tree_key(host, sha, closure), files)
+            closure = [(safe_relpath(p), str(b)) for p, b in manifest["closure"]] if manifest else []
+        except (TypeError, ValueError, KeyError):
+            closure = []  # an unreadable manifest: walk again
+        if closure:
+            log.debug("%s: closure of %s at %s from the cache", host.label(), path, sha)
+            return closure, {}
+    return _walk(host, path, sha, cache, extra)
 
-    manifest = cache.get_json(_manifest_key(host, sha, path, extra))
-    if manifest:
-        closure = [(p, b) for p, b in manifest["closure"]]
-        tree = _from_cache(cache, host, sha, closure)
-        if tree is not None:
-            log.debug("%s: %s at %s from the cache", label, path, sha)
-            return closure, tree
 
+def _walk(host: Host, path: str, sha: str, cache: Cache, extra: Sequence[str]) -> tuple[Closure, dict[str, bytes]]:
+    label = host.label()
     listing = host.tree(sha)
     if listing is not None and path not in listing:
         nearby = sorted(p for p in listing if posixpath.dirname(p) == posixpath.dirname(path) and p.endswith(".py"))
@@ -132,12 +130,22 @@ def fetch_closure(host: Host, path: str, sha: str, cache: Cache, expected: Closu
     files: dict[str, bytes] = {}
     missing: set[str] = set()
 
+    max_depth, max_bytes = _limit(DEPTH_ENV, MAX_DEPTH), _limit(BYTES_ENV, MAX_BYTES)
+    walked = {"levels": -1, "bytes": 0}
+
+    def keep(rel: str, data: bytes) -> None:
+        walked["bytes"] += len(data)
+        if walked["bytes"] > max_bytes:
+            raise ScriptError(f"{label}: {path} at commit {sha}: the files it needs exceed {max_bytes} bytes (at "
+                              f"{rel}); set {BYTES_ENV} to allow more")
+        files[rel] = data
+
     def store(rel: str, data: bytes) -> None:
         blob = listing.get(rel) if listing is not None else None
         if blob:
             _verify(label, rel, sha, data, blob, "the host's tree listing")
+        keep(rel, data)
         cache.put_blob(data)
-        files[rel] = data
 
     def read(rel: str) -> bytes:
         if rel in files:
@@ -145,12 +153,17 @@ def fetch_closure(host: Host, path: str, sha: str, cache: Cache, expected: Closu
         blob = listing.get(rel) if listing is not None else None
         data = cache.get_blob(blob) if blob else None
         if data is not None:
-            files[rel] = data
+            keep(rel, data)
             return data
         store(rel, host.read(rel, sha, blob))
         return files[rel]
 
     def prefetch(paths: list[str]) -> None:
+        walked["levels"] += 1  # called once for the script, then once per level of imports
+        if walked["levels"] > max_depth:
+            raise ScriptError(f"{label}: {path} at commit {sha}: its imports of repository modules nest deeper "
+                              f"than {max_depth} levels (at {', '.join(paths[:3])}); flatten the chain or set "
+                              f"{DEPTH_ENV}")
         if not hasattr(host, "read_many") or listing is None:
             return
         wanted = []
@@ -160,7 +173,7 @@ def fetch_closure(host: Host, path: str, sha: str, cache: Cache, expected: Closu
                 continue
             data = cache.get_blob(blob)
             if data is not None:
-                files[rel] = data
+                keep(rel, data)
             else:
                 wanted.append((rel, sha, blob))
         for rel, data in _read_many(host, wanted).items():
@@ -185,7 +198,52 @@ def fetch_closure(host: Host, path: str, sha: str, cache: Cache, expected: Closu
         read(rel)
     closure = [(rel, git_blob_id(files[rel])) for rel in paths]
     cache.put_json(_manifest_key(host, sha, path, extra), {"closure": closure})
-    return closure, cache.materialise(_tree_key(host, sha, closure), {rel: files[rel] for rel in paths})
+    return closure, {rel: files[rel] for rel in paths}
+
+
+def _tree(host: Host, sha: str, cache: Cache, closure: Closure, files: dict[str, bytes],
+          source: str = "the registered record") -> Path:
+    """The tree of *closure* under the cache, every file matching its blob id. Call it holding the tree's
+    lock. An existing tree is checked file by file (a few files: cheap); one changed on disk is discarded
+    and rebuilt from verified blobs (fetching what the cache lacks) and never used."""
+    label = host.label()
+    key = _tree_key(host, sha, closure)
+    if cache.has_tree(key):
+        changed = cache.check_tree(key, dict(closure))
+        if not changed:
+            return cache.tree_path(key)  # intact (taking the lock marked it as used)
+        log.warning("%s: cached tree %s at commit %s was changed on disk (%s); discarding it and rebuilding it "
+                    "from verified content", label, cache.tree_path(key), sha, ", ".join(changed))
+        cache.discard_tree(key)
+    for rel, blob in closure:
+        if rel not in files and (data := cache.get_blob(blob)) is not None:
+            files[rel] = data
+    wanted = [(rel, sha, blob) for rel, blob in closure if rel not in files]
+    try:
+        fetched = _read_many(host, wanted)
+    except PathNotFoundError as exc:
+        raise IntegrityError(f"{label}: a registered file at commit {sha} is not on the server (was history "
+                             f"rewritten?): {exc}") from None
+    for rel, blob in closure:
+        if rel in fetched:
+            _verify(label, rel, sha, fetched[rel], blob, source)
+            cache.put_blob(fetched[rel])
+            files[rel] = fetched[rel]
+    absent = [rel for rel, _ in closure if rel not in files]
+    if absent:
+        raise IntegrityError(f"{label}: the server did not return {', '.join(absent)} at commit {sha}")
+    return cache.materialise(key, {rel: files[rel] for rel, _ in closure})
+
+
+def fetch_closure(host: Host, path: str, sha: str, cache: Cache, expected: Closure | None = None,
+                  extra: Sequence[str] = (), from_host: bool = False) -> tuple[Closure, Path]:
+    """The verified closure of *path* at *sha*, materialised in the cache (fetching only what is missing).
+    The tree is not locked once this returns: :func:`load` holds the lock from lookup to import."""
+    path = safe_relpath(path)
+    closure, files = _closure(host, path, sha, cache, expected, extra, from_host)
+    with cache.holding(_tree_key(host, sha, closure)):
+        return closure, _tree(host, sha, cache, closure, files,
+                              "the registered record" if expected else "the cached closure")
 
 
 def _read_many(host: Host, items: list[tuple[str, str, str | None]]) -> dict[str, bytes]:
@@ -207,14 +265,26 @@ def _verify(label: str, path: str, sha: str, data: bytes, expected: str, source:
 
 
 def load(host: Host, path: str, ref: str | None = None, flow_name: str | None = None,
-         cache: Cache | None = None, expected: Closure | None = None, extra: Sequence[str] = ()) -> Loaded:
-    """Load *flow_name* from *path* at *ref* in the host's repository (see the module docs)."""
+         cache: Cache | None = None, expected: Closure | None = None, extra: Sequence[str] = (),
+         from_host: bool = False) -> Loaded:
+    """Load *flow_name* from *path* at *ref* in the host's repository (see the module docs).
+
+    *from_host* (``build()`` records what it returns): the closure is walked again, every file verified
+    against the host, never taken from a cached manifest. The tree's shared lock is held from lookup
+    until the script has been imported and this returns (``gitflows cache prune`` skips it meanwhile).
+    """
     cache = cache or Cache()
     sha = resolve(host, ref)
-    closure, tree = fetch_closure(host, path, sha, cache, expected, extra)
-    with cache.using(tree):
-        script = tree.joinpath(*safe_relpath(path).split("/"))
-        flows = extract_flows(file_path=str(script), extra_paths=[str(tree)],
-                              display_name=f"{host.label()}: {path} at {sha[:12]}")
+    path = safe_relpath(path)
+    closure, files = _closure(host, path, sha, cache, expected, extra, from_host)
+    with cache.holding(_tree_key(host, sha, closure)):
+        tree = _tree(host, sha, cache, closure, files, "the registered record" if expected else "the cached closure")
+        script = tree.joinpath(*path.split("/"))
+        saved, sys.dont_write_bytecode = sys.dont_write_bytecode, True  # no __pycache__ in a verified tree
+        try:
+            flows = extract_flows(file_path=str(script), extra_paths=[str(tree)],
+                                  display_name=f"{host.label()}: {path} at {sha[:12]}")
+        finally:
+            sys.dont_write_bytecode = saved
     flow = select_flow(flows, flow_name, f"{path} at {sha[:12]} in {host.label()}")
     return Loaded(flow=flow, sha=sha, closure=closure, tree=tree)

@@ -15,10 +15,12 @@ import ast
 import contextlib
 import hashlib
 import importlib
+import io
 import linecache
 import operator
 import os
 import sys
+import tokenize
 import traceback
 import types
 from collections.abc import Iterable, Iterator
@@ -34,7 +36,7 @@ from gitflows.errors import (
     WrongTypeError,
 )
 from gitflows.flow import Flow, loading_flow, select_flow
-from gitflows.imports import ImportRef, imports_of
+from gitflows.imports import ImportRef, imports_in, parse, too_deep
 
 SCRIPT_MODULE_NAME = "__gitflows_script__"
 
@@ -85,6 +87,30 @@ def _read(file_path: str) -> bytes:
         raise PathNotFoundError(f"flow script {file_path} cannot be read (permission denied)") from None
 
 
+def decode_script(data: str | bytes, display: str) -> str:
+    """A script's text, decoded as Python decodes a source file: a UTF-8 BOM, a PEP 263 coding line, else UTF-8.
+
+    Undecodable bytes, an unknown or invalid coding line are a one-line :class:`ScriptError` naming the file
+    (and the line of the first bad byte)."""
+    if isinstance(data, str):
+        return data
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+    except SyntaxError as exc:
+        raise ScriptError(f"{display}: {exc.msg}; save the file as UTF-8 or fix its '# -*- coding: ... -*-' "
+                          "line") from None
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        label = "UTF-8" if encoding in ("utf-8", "utf-8-sig") else encoding
+        raise ScriptError(f"{display}:{line}: byte 0x{data[exc.start]:02x} is not valid {label} ({exc.reason}); "
+                          "save the file as UTF-8 or declare its encoding with a '# -*- coding: ... -*-' "
+                          "line") from None
+    # Universal newlines, as importlib.util.decode_source.
+    return io.IncrementalNewlineDecoder(None, translate=True).decode(text, final=True)
+
+
 def _script_line(exc: BaseException, filename: str) -> int | None:
     for frame in reversed(traceback.extract_tb(exc.__traceback__)):
         if frame.filename == filename:
@@ -100,17 +126,18 @@ def run_script(file_path: str | None = None, file_contents: str | bytes | None =
     if file_contents is None:
         assert file_path is not None
         file_contents = _read(file_path)
-    source = file_contents.decode("utf-8") if isinstance(file_contents, bytes) else file_contents
+    display = display_name or (file_path if file_path is not None else "<file_contents>")
+    source = decode_script(file_contents, display)
     if file_path is not None:
         filename = os.path.abspath(file_path)
-        display = display_name or file_path
     else:
         filename = f"<gitflows-script-{hashlib.sha256(source.encode()).hexdigest()[:12]}>"
-        display = display_name or "<file_contents>"
     try:
         code = compile(source, filename, "exec", dont_inherit=True)
     except SyntaxError as exc:
         raise ScriptError(f"{display}:{exc.lineno}: syntax error: {exc.msg}") from exc
+    except (RecursionError, MemoryError) as exc:
+        raise too_deep(display, exc) from None
     # Keep the executed text in linecache: tracebacks and task source digests
     # then show what ran, even when the file changed (or never existed).
     lines = source.splitlines(keepends=True)
@@ -132,12 +159,14 @@ def run_script(file_path: str | None = None, file_contents: str | bytes | None =
                 f"{where}: cannot import module {exc.name!r}: not installed here, and no sibling "
                 f"file {str(exc.name).replace('.', '/')}.py next to the script"
             ) from exc
-        except Exception as exc:
+        except SystemExit as exc:
+            raise ScriptError(f"{display}: the script called exit({exc.code!r}) while being loaded") from exc
+        except KeyboardInterrupt:
+            raise  # a real Ctrl-C ends the command, as everywhere else
+        except BaseException as exc:  # any Exception, and a script's own `class Stop(BaseException)`
             line = _script_line(exc, filename)
             where = f"{display}:{line}" if line else display
             raise ScriptError(f"{where}: the script raised {type(exc).__name__}: {exc}") from exc
-        except SystemExit as exc:
-            raise ScriptError(f"{display}: the script called exit({exc.code!r}) while being loaded") from exc
         finally:
             loading_flow.reset(loading)
     return module
@@ -320,12 +349,18 @@ def inspect_file(path: str | None = None, contents: str | bytes | None = None) -
             raise ScriptError("give path or contents")
         contents = _read(path)
     display = path or "<contents>"
+    source = decode_script(contents, display)
     try:
-        tree = ast.parse(contents, filename=display)
+        tree = parse(source, filename=display)
     except SyntaxError as exc:
         raise ScriptError(f"{display}:{exc.lineno}: syntax error: {exc.msg}") from exc
-    source = contents.decode("utf-8", "replace") if isinstance(contents, bytes) else contents
+    try:
+        return _inspect_tree(tree, source, display)
+    except (RecursionError, MemoryError) as exc:  # ast.unparse / literal_eval of a tree deeper than the stack
+        raise too_deep(display, exc) from None
 
+
+def _inspect_tree(tree: ast.Module, source: str, display: str) -> ScriptInfo:
     tasks: dict[str, str] = {}
     for node in tree.body:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and any(
@@ -374,4 +409,4 @@ def inspect_file(path: str | None = None, contents: str | bytes | None = None) -
                         and isinstance(target.value, ast.Name) and target.value.id in by_var):
                     by_var[target.value.id].storage = _storage_from(node.value, assigned)
     flows.sort(key=lambda f: f.lineno)
-    return ScriptInfo(path=display, flows=flows, imports=imports_of(contents, display), tasks=tasks)
+    return ScriptInfo(path=display, flows=flows, imports=imports_in(tree), tasks=tasks)

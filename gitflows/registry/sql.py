@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gitflows.errors import ConfigurationError, FlowNotFoundError, GitflowsError, NotFoundError
-from gitflows.redact import get_logger
+from gitflows.redact import get_logger, redact, register_secret
 
 log = get_logger(__name__)
 
@@ -83,6 +83,7 @@ class FlowVersion:
     state: str
     registered_at: float
     max_attempts: int = 2
+    unreadable: str | None = None  # why the stored row could not be read (then storage etc. are empty)
 
 
 @dataclass
@@ -103,6 +104,11 @@ class Run:
     error: str | None = None
     logs: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    unreadable: str | None = None  # why the stored row could not be read (then parameters are empty)
+
+
+class UnreadableRowError(GitflowsError):
+    """A row of the registry that cannot be read (its stored JSON does not parse or has the wrong shape)."""
 
 
 class SQLiteDialect:
@@ -131,6 +137,9 @@ class SQLiteDialect:
     def describe(self) -> str:
         return f"sqlite:///{self.path}"
 
+    def disconnected(self, exc: BaseException) -> bool:
+        return False
+
 
 class PostgresDialect:
     name = "postgresql"
@@ -138,6 +147,8 @@ class PostgresDialect:
 
     def __init__(self, url: str) -> None:
         self.url = url
+        for password in _url_passwords(url):
+            register_secret(password)  # masked wherever it might be echoed (libpq quotes bad URL parts)
 
     def connect(self) -> Any:
         try:
@@ -146,8 +157,11 @@ class PostgresDialect:
             raise ConfigurationError("the PostgreSQL registry needs psycopg: pip install 'gitflows[postgres]'") from None
         try:
             return psycopg.connect(self.url, autocommit=True, connect_timeout=10)
-        except psycopg.OperationalError as exc:
-            raise GitflowsError(f"registry {self.describe()}: cannot connect ({str(exc).splitlines()[0]})") from None
+        except psycopg.Error as exc:
+            lines = str(exc).strip().splitlines()
+            reason = redact(lines[0] if lines else type(exc).__name__)
+            raise GitflowsError(f"registry {self.describe()}: cannot connect ({reason}); check GITFLOWS_REGISTRY "
+                                "(postgresql://user@host:port/database)") from None
 
     def q(self, sql: str) -> str:
         return sql.replace("?", "%s")
@@ -159,19 +173,35 @@ class PostgresDialect:
     def begin(self, conn: Any) -> None:
         conn.execute("BEGIN")
 
-    def describe(self) -> str:
-        from gitflows.workspace import without_credentials
+    def disconnected(self, exc: BaseException) -> bool:
+        """Whether *exc* says the connection is gone (server restart, failover, terminated backend)."""
+        import psycopg
 
-        return without_credentials(self.url)
+        if not isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError)):
+            return False
+        state = getattr(exc, "sqlstate", None)  # None: the client lost the socket; 08xxx, 57P0x: the server says so
+        return state is None or state.startswith("08") or state in ("57P01", "57P02", "57P03")
+
+    def describe(self) -> str:
+        """scheme://host:port/database: never the user name, the password or the query string."""
+        return describe_postgres_url(self.url)
 
 
 class Registry:
-    """Flow versions and runs. Cheap to create; one connection per instance, opened lazily."""
+    """Flow versions and runs. Cheap to create; one connection per instance, opened lazily.
+
+    A connection that was open and is lost (PostgreSQL restarted, failed over, a proxy's idle timeout)
+    is opened again with backoff for up to ``reconnect_for`` seconds, and the statement (or the whole
+    transaction) repeated; a registry that cannot be reached at first fails at once."""
+
+    reconnect_for = 60.0
 
     def __init__(self, dialect: Any, url: str) -> None:
         self.dialect = dialect
         self.url = url
         self._conn: Any = None
+        self._connected_once = False
+        self._in_tx = False
 
     def __repr__(self) -> str:
         return f"Registry({self.dialect.describe()!r})"
@@ -183,12 +213,39 @@ class Registry:
             for statement in SCHEMA.format(pk=self.dialect.pk).split(";"):
                 if statement.strip():
                     self._retry(lambda s=statement: self._conn.execute(s))
+            self._connected_once = True
         return self._conn
 
     def close(self) -> None:
         if self._conn is not None:
-            self._conn.close()
+            try:
+                self._conn.close()
+            except Exception:  # noqa: BLE001 - a connection already gone
+                pass
             self._conn = None
+
+    def _reconnecting(self, fn: Any, *args: Any) -> Any:
+        """``fn(*args)``, repeated on a fresh connection (backoff 0.1 s doubling to 5 s, for up to
+        ``reconnect_for`` seconds) while the connection it had is lost."""
+        deadline = time.monotonic() + self.reconnect_for
+        delay = 0.1
+        while True:
+            try:
+                return fn(*args)
+            except Exception as exc:
+                lost = self._connected_once and (self.dialect.disconnected(exc) or (
+                    isinstance(exc, GitflowsError) and "cannot connect" in str(exc)))
+                if not lost or self._in_tx:
+                    raise
+                self.close()
+                if time.monotonic() + delay > deadline:
+                    raise GitflowsError(f"registry {self.dialect.describe()}: connection lost and not back after "
+                                        f"{self.reconnect_for:.0f}s ({redact(str(exc).strip().splitlines()[0])})"
+                                        ) from None
+                log.warning("registry %s: connection lost (%s); reconnecting in %.1fs", self.dialect.describe(),
+                            type(exc).__name__, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     def _retry(self, fn: Any) -> Any:
         for attempt in range(20):
@@ -200,7 +257,9 @@ class Registry:
                 time.sleep(0.05 * (attempt + 1))
 
     def _exec(self, sql: str, args: Sequence[Any] = ()) -> Any:
-        return self.conn().execute(self.dialect.q(sql), tuple(args))
+        if self._in_tx:
+            return self.conn().execute(self.dialect.q(sql), tuple(args))
+        return self._reconnecting(lambda: self.conn().execute(self.dialect.q(sql), tuple(args)))
 
     @contextmanager
     def _tx(self, key: str | None = None) -> Iterator[Any]:
@@ -209,11 +268,19 @@ class Registry:
             self.dialect.begin(conn)
         else:
             self.dialect.begin_exclusive(conn, key)
+        self._in_tx = True
         try:
             yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
+        except BaseException as exc:
+            self._in_tx = False
+            try:
+                conn.execute("ROLLBACK")
+            except Exception:
+                if not self.dialect.disconnected(exc):
+                    raise
             raise
+        finally:
+            self._in_tx = False
         conn.execute("COMMIT")
 
     # -- versions -------------------------------------------------------------------
@@ -224,7 +291,7 @@ class Registry:
         def attempt() -> tuple[FlowVersion, bool]:
             with self._tx(f"gitflows:{version.name}"):
                 latest = self.latest(version.name)
-                if latest and latest.fingerprint == version.fingerprint and \
+                if latest and not latest.unreadable and latest.fingerprint == version.fingerprint and \
                         [list(c) for c in latest.closure] == [list(c) for c in version.closure]:
                     return latest, False
                 version.version = (latest.version + 1) if latest else 1
@@ -236,13 +303,25 @@ class Registry:
                             json.dumps(version.labels), version.state, version.max_attempts, version.registered_at))
                 return version, True
 
-        return self._retry(attempt)
+        return self._reconnecting(self._retry, attempt)
 
     def _version(self, row: Sequence[Any]) -> FlowVersion:
-        return FlowVersion(name=row[0], version=row[1], storage=json.loads(row[2]), repo=row[3], path=row[4],
-                           requested_ref=row[5], sha=row[6], closure=[tuple(c) for c in json.loads(row[7])],
-                           fingerprint=row[8], labels=json.loads(row[9]), state=row[10], max_attempts=row[11],
-                           registered_at=row[12])
+        try:
+            storage = _json_column("storage", row[2], dict)
+            closure = _json_column("closure", row[7], list)
+            if not all(isinstance(c, list) and len(c) == 2 and all(isinstance(x, str) for x in c) for c in closure):
+                raise UnreadableRowError("stored closure is not a list of [path, blob id] pairs")
+            closure = [tuple(c) for c in closure]
+            labels = _json_column("labels", row[9], list)
+            if not all(isinstance(x, str) for x in labels):
+                raise UnreadableRowError("stored labels are not a list of strings")
+        except UnreadableRowError as exc:
+            return FlowVersion(name=row[0], version=row[1], storage={}, repo=row[3], path=row[4], requested_ref=row[5],
+                               sha=row[6], closure=[], fingerprint=row[8], labels=[], state=row[10],
+                               max_attempts=row[11], registered_at=row[12], unreadable=str(exc))
+        return FlowVersion(name=row[0], version=row[1], storage=storage, repo=row[3], path=row[4],
+                           requested_ref=row[5], sha=row[6], closure=closure, fingerprint=row[8], labels=labels,
+                           state=row[10], max_attempts=row[11], registered_at=row[12])
 
     _VCOLS = ("name, version, storage, repo, path, requested_ref, sha, closure, fingerprint, labels, state, "
               "max_attempts, registered_at")
@@ -263,6 +342,9 @@ class Registry:
             known = ", ".join(v.name for v in self.flows()) or "none"
             what = f"flow {name!r}" + (f" version {version}" if version is not None else "")
             raise FlowNotFoundError(f"{what} is not registered in {self.dialect.describe()}; registered flows: {known}")
+        if found.unreadable:
+            raise UnreadableRowError(f"flow {found.name!r} version {found.version} in {self.dialect.describe()} is "
+                                     f"unreadable: {found.unreadable}; register the flow again")
         return found
 
     def versions(self, name: str | None = None) -> list[FlowVersion]:
@@ -292,9 +374,14 @@ class Registry:
               "started_at, finished_at, error, logs")
 
     def _run(self, row: Sequence[Any]) -> Run:
-        return Run(id=row[0], flow_name=row[1], version=row[2], parameters=json.loads(row[3]), state=row[4],
+        try:
+            parameters, unreadable = _json_column("parameters", row[3], dict), None
+        except UnreadableRowError as exc:
+            parameters, unreadable = {}, str(exc)
+        return Run(id=row[0], flow_name=row[1], version=row[2], parameters=parameters, state=row[4],
                    attempts=row[5], max_attempts=row[6], agent=row[7], heartbeat=row[8], created_at=row[9],
-                   due_at=row[10], started_at=row[11], finished_at=row[12], error=row[13], logs=row[14])
+                   due_at=row[10], started_at=row[11], finished_at=row[12], error=row[13], logs=row[14],
+                   unreadable=unreadable)
 
     def create_run(self, name: str, version: int | None = None, parameters: dict[str, Any] | None = None) -> Run:
         v = self.get_version(name, version)
@@ -343,6 +430,7 @@ class Registry:
                                        "WHERE id = ? AND agent = ?", (time.time(), time.time(), run_id, agent)))
 
     def finish(self, run_id: int, agent: str, state: str, error: str | None = None, logs: str | None = None) -> bool:
+        error, logs = storable_text(error), storable_text(logs)
         cur = self._retry(lambda: self._exec(
             "UPDATE runs SET state = ?, finished_at = ?, error = ?, logs = ? WHERE id = ? AND agent = ? "
             "AND state IN ('claimed', 'running')", (state, time.time(), error, logs, run_id, agent)))
@@ -352,10 +440,13 @@ class Registry:
         """Give a claimed run back (e.g. its commit is not on the remote yet) to be tried again later."""
         self._retry(lambda: self._exec(
             "UPDATE runs SET state = 'scheduled', agent = NULL, due_at = ?, attempts = attempts - 1, error = ? "
-            "WHERE id = ? AND agent = ?", (time.time() + seconds, note, run_id, agent)))
+            "WHERE id = ? AND agent = ?", (time.time() + seconds, storable_text(note), run_id, agent)))
 
     def reap(self, lease: float) -> list[tuple[int, str]]:
         """Runs whose agent stopped heartbeating for *lease* seconds: rescheduled, or lost when out of attempts."""
+        return self._reconnecting(self._reap_once, lease)  # type: ignore[no-any-return]
+
+    def _reap_once(self, lease: float) -> list[tuple[int, str]]:
         cutoff = time.time() - lease
         changed: list[tuple[int, str]] = []
         with self._tx("gitflows:reap"):
@@ -372,6 +463,53 @@ class Registry:
                                (time.time(), note + f"; no attempts left ({max_attempts})", run_id))
                     changed.append((run_id, "lost"))
         return changed
+
+
+def describe_postgres_url(url: str) -> str:
+    """``postgresql://host:port/database`` of a PostgreSQL URL, whatever else (credentials, query) it holds."""
+    netloc = url.partition("://")[2].split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
+    hostport = netloc.rpartition("@")[2]
+    rest = url.partition("://")[2][len(netloc):]
+    database = rest.lstrip("/").split("?", 1)[0].split("#", 1)[0]
+    return f"postgresql://{hostport}/{database}"
+
+
+def _url_passwords(url: str) -> list[str]:
+    """Every form of a password a PostgreSQL URL carries (user info, ``?password=``), raw and decoded."""
+    from urllib.parse import unquote
+
+    found: list[str] = []
+    netloc = url.partition("://")[2].split("/", 1)[0].split("?", 1)[0]
+    userinfo = netloc.rpartition("@")[0]
+    if ":" in userinfo:
+        found.append(userinfo.partition(":")[2])
+    for pair in url.partition("?")[2].split("#", 1)[0].split("&"):
+        key, _, value = pair.partition("=")
+        if unquote(key).strip().lower() == "password":
+            found.append(value)
+    return [form for raw in found for form in {raw, unquote(raw), unquote(raw.replace("+", " "))} if form]
+
+
+def _json_column(column: str, raw: Any, kind: type) -> Any:
+    """A JSON column's value, which must be a *kind*; :class:`UnreadableRowError` saying why not."""
+    try:
+        value = json.loads(raw)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise UnreadableRowError(f"stored {column} is not valid JSON ({str(exc).splitlines()[0][:80]})") from None
+    if not isinstance(value, kind):
+        raise UnreadableRowError(f"stored {column} is a JSON {type(value).__name__}, expected a JSON "
+                                 f"{'object' if kind is dict else 'array'}")
+    return value
+
+
+def storable_text(text: str | None) -> str | None:
+    """*text* as every database stores it: NUL (PostgreSQL refuses it in TEXT) becomes U+FFFD, and what
+    is not valid UTF-8 (lone surrogates) becomes "?"."""
+    if text is None:
+        return None
+    if not isinstance(text, str):
+        raise TypeError(f"a text column takes str, not {type(text).__name__}")
+    return text.replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
 
 
 def _transient(exc: Exception) -> bool:

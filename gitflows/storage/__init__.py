@@ -13,6 +13,7 @@ from typing import Any
 
 from gitflows.errors import ConfigurationError
 from gitflows.storage.base import Storage
+from gitflows.storage.fieldtypes import check_fields
 
 #: serialized ``type`` -> "module:Class". Adding a backend adds one line here.
 STORAGE_TYPES: dict[str, str] = {
@@ -53,6 +54,7 @@ def from_dict(data: dict[str, Any]) -> Storage:
     if "type" not in data:
         raise ConfigurationError(f"serialized storage has no 'type' key (keys: {', '.join(sorted(data)) or 'none'})")
     cls = storage_class(data["type"])
+    check_fields(data["type"], cls, data)
     sig = inspect.signature(cls.__init__)
     takes_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values())
     required = [name for name, p in sig.parameters.items()

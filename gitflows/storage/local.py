@@ -1,7 +1,8 @@
 """``Local``: pickles in a folder on this machine, or a script / module path.
 
 Prefect 1's ``Local`` storage, with these fixes: a pickle is written through
-the verified envelope (temp file, then rename); a location outside
+the verified envelope (temp file, then rename) and its sha256 recorded
+(``digests``, serialized), checked before unpickling; a location outside
 ``directory`` is refused; a missing file is an error naming the path; a
 script holding several flows loads the one asked for.
 """
@@ -13,7 +14,7 @@ import re
 import socket
 from typing import Any
 
-from gitflows.envelope import flow_to_bytes_pickle
+from gitflows.envelope import check_recorded_digest, flow_to_bytes_pickle, restore_digests, sha256_of
 from gitflows.errors import ConfigurationError, PathNotFoundError
 from gitflows.flow import Flow, select_flow
 from gitflows.naming import slugify, timestamp
@@ -56,6 +57,7 @@ class Local(Storage):
             os.makedirs(directory, exist_ok=True)
         self.directory = directory
         self.path = path
+        self.digests: dict[str, str] = {}  # flow name -> sha256 of the pickle written by add_flow
 
     @property
     def default_labels(self) -> list[str]:
@@ -76,9 +78,11 @@ class Local(Storage):
             location = os.path.join(self.directory, slugify(flow.name), f"{timestamp()}.gitflows-pickle")
         os.makedirs(os.path.dirname(os.path.abspath(location)), exist_ok=True)
         tmp = f"{location}.{os.getpid()}.tmp"
+        data = flow_to_bytes_pickle(flow)
         with open(tmp, "wb") as fh:
-            fh.write(flow_to_bytes_pickle(flow))
+            fh.write(data)
         os.replace(tmp, location)
+        self.digests[flow.name] = sha256_of(data)
         return location
 
     def _inside_directory(self, location: str) -> str:
@@ -103,4 +107,14 @@ class Local(Storage):
         except FileNotFoundError:
             raise PathNotFoundError(f"pickled flow {location} does not exist (was it built on another machine?)") \
                 from None
+        recorded = name or next((n for n, where in self.flows.items() if where == location), None)
+        check_recorded_digest(data, self.digests.get(recorded) if recorded else None, f"pickled flow {location}")
         return self._from_bytes(data, name, location)
+
+    def serialize(self) -> dict[str, Any]:
+        data = super().serialize()
+        data["digests"] = dict(self.digests)
+        return data
+
+    def restore(self, data: dict[str, Any]) -> None:
+        self.digests = restore_digests(data, self.type_name)

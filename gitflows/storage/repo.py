@@ -85,7 +85,7 @@ class RepoStorage(Storage):
         self.sha = resolve(host, self.requested_ref)
         cache = Cache()
         for name, location in self.flows.items():
-            loaded = load(host, location, self.sha, name, cache=cache)
+            loaded = load(host, location, self.sha, name, cache=cache, from_host=True)
             self.closures[name] = loaded.closure
         return self
 
