@@ -15,9 +15,6 @@ from gitflows.docker.registry import MANIFEST_TYPES, RegistryClient, sha256
 from gitflows.errors import ConfigurationError, PathNotFoundError
 
 FLOWS_LABEL = "io.gitflows.flows"
-#: set (to the image's digest or reference) in the environment of a container that runs this image's flows:
-#: there, and only there, the flow files on disk are the image's own and are read directly
-INSIDE_IMAGE_ENV = "GITFLOWS_INSIDE_IMAGE"
 VENV = "/opt/gitflows-venv"
 
 

@@ -16,7 +16,6 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from gitflows.docker.image import INSIDE_IMAGE_ENV
 from gitflows.errors import WrongTypeError
 from gitflows.redact import redact
 from gitflows.storage.runner import MAX_LOG, RunResult
@@ -65,10 +64,8 @@ class DockerRunner:
         spec = json.dumps({"storage": storage.serialize(), "flow_name": self.flow_name,
                            "flow_location": self.flow_location, "parameters": self.parameters}).encode()
         host_config = client.create_host_config(network_mode=self.network_mode) if self.network_mode else None
-        # tells the storage inside the container that the flow files on disk are this image's own
-        environment = {**dict(env or {}), INSIDE_IMAGE_ENV: storage.image_digest or image}
         container = client.create_container(image, command=["python", "-m", "gitflows.child", SPEC, RESULT],
-                                            environment=environment, host_config=host_config)
+                                            environment=dict(env or {}), host_config=host_config)
         try:
             client.put_archive(container, "/tmp", _tar_of("gitflows-spec.json", spec))
             client.start(container)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
+import hmac
 import json
 import os
 import re
@@ -16,10 +18,10 @@ from typing import Any
 
 from gitflows.docker.content import copy_into, files_contents, gitflows_requirement, lookup
 from gitflows.docker.healthcheck import check as healthcheck
-from gitflows.docker.image import FLOWS_LABEL, INSIDE_IMAGE_ENV, dockerfile, push_daemonless, read_file
+from gitflows.docker.image import FLOWS_LABEL, dockerfile, push_daemonless, read_file
 from gitflows.docker.registry import RegistryClient, host_of, registry_root, split_image
 from gitflows.envelope import flow_to_bytes_pickle
-from gitflows.errors import ConfigurationError, ImageBuildError, PathNotFoundError
+from gitflows.errors import ConfigurationError, ImageBuildError, IntegrityError, PathNotFoundError
 from gitflows.flow import Flow
 from gitflows.naming import slugify
 from gitflows.redact import get_logger
@@ -101,6 +103,7 @@ class Docker(Storage):
         # as Prefect 1: with neither, an image of this interpreter's Python version
         self.base_image = base_image if base_image or dockerfile else f"python:{_python()}-slim"
         self.image_digest: str | None = None
+        self.digests: dict[str, str] = {}  # flow name -> sha256 of its file as built into the image
 
     # -- Prefect 1 names ---------------------------------------------------------------------
     @property
@@ -159,7 +162,7 @@ class Docker(Storage):
             for name, location in self.flows.items():
                 file_name = f"{slugify(name)}.flow"
                 with open(os.path.join(directory, file_name), "wb") as fh:
-                    fh.write(flow_to_bytes_pickle(self._flows[name]))
+                    fh.write(self._pickle(name))
                 copies.append((prefix + file_name, location))
         if self.dockerignore:
             shutil.copyfile(os.path.expanduser(self.dockerignore), os.path.join(directory, ".dockerignore"))
@@ -293,9 +296,18 @@ class Docker(Storage):
         out: dict[str, bytes] = {}
         if not self.stored_as_script:
             for name, location in self.flows.items():
-                out[location] = flow_to_bytes_pickle(self._flows[name])
+                out[location] = self._pickle(name)
         out.update(files_contents(self.files))
+        for name, location in self.flows.items():
+            if location in out:  # a script copied in with files=: its bytes are known here too
+                self.digests[name] = hashlib.sha256(out[location]).hexdigest()
         return out
+
+    def _pickle(self, name: str) -> bytes:
+        """The flow's pickle as it goes into the image; its sha256 is recorded (``get_flow`` checks it)."""
+        data = flow_to_bytes_pickle(self._flows[name])
+        self.digests[name] = hashlib.sha256(data).hexdigest()
+        return data
 
     def _registry(self) -> RegistryClient:
         if not self.registry_url:
@@ -330,27 +342,32 @@ class Docker(Storage):
 
     # -- loading and running ---------------------------------------------------------------------
     def _load(self, name: str | None, location: str) -> Flow:
-        """With a pushed digest: the flow is read from the image in the registry, by digest, verified; a file
-        at the same path on this machine never wins, unless this process runs inside that image (its
-        runner sets ``GITFLOWS_INSIDE_IMAGE``). Without a digest: the file at its path (inside the image)."""
-        inside = bool(self.image_digest) and os.environ.get(INSIDE_IMAGE_ENV) in (self.image_digest, self._pushed_ref())
-        if self.image_digest and self.registry_url and not inside:
+        """The file at the flow's location when it holds the bytes recorded at build (inside the image, it
+        does); otherwise, with a pushed digest, the file read from the image in the registry, by digest,
+        verified. A different file at that path on this machine (a stale one) never wins."""
+        expected = self.digests.get(name) if name else None
+        local = _read_if_present(location)
+        if local is not None and (expected is None or hmac.compare_digest(hashlib.sha256(local).hexdigest(),
+                                                                           expected)):
+            data = local
+        elif self.image_digest and self.registry_url:
+            if local is not None:
+                log.warning("%s on this machine is not the file built into %s; reading it from the image by digest",
+                            location, self.name)
             data = read_file(self._registry(), self._registry_repo(), self.image_digest, location)
-        elif os.path.exists(location):
-            with open(location, "rb") as fh:
-                data = fh.read()
+            if expected is not None and not hmac.compare_digest(hashlib.sha256(data).hexdigest(), expected):
+                raise IntegrityError(f"Docker storage: flow {name!r} at {location} in {self.image_digest}: content "
+                                     "sha256 does not match the one recorded at build; refusing to load it")
+        elif local is not None:
+            raise IntegrityError(f"Docker storage: flow {name!r} at {location}: content sha256 does not match the "
+                                 "one recorded at build, and the image has no pushed digest to read it from; "
+                                 "refusing to load it")
         else:
             raise PathNotFoundError(
                 f"Docker storage: flow {name or '?'} at {location} is not on this machine, and the image has no "
                 "pushed digest to read it from; run it inside the image (get_env_runner(location).run(env)) or "
                 "build(push=True) with a registry_url")
         return self._from_bytes(data, name, location)
-
-    def _pushed_ref(self) -> str | None:
-        try:
-            return f"{self.repository}@{self.image_digest}" if self.image_digest else None
-        except ConfigurationError:
-            return None
 
     def get_env_runner(self, flow_location: str) -> Any:
         """A runner for the flow at *flow_location*: ``runner.run(env)`` runs it in a container of this image
@@ -363,12 +380,17 @@ class Docker(Storage):
     def serialize(self) -> dict[str, Any]:
         data = super().serialize()
         data["image_digest"] = self.image_digest
+        data["digests"] = dict(self.digests)
         if self.tls_config is not None and not isinstance(self.tls_config, bool | dict):
             data["tls_config"] = _tls_fields(self.tls_config)
         return data
 
     def restore(self, data: dict[str, Any]) -> None:
         self.image_digest = data.get("image_digest")
+        digests = data.get("digests") or {}
+        if not isinstance(digests, dict):
+            raise ConfigurationError("serialized Docker storage: 'digests' must map flow names to sha256")
+        self.digests = {str(k): str(v) for k, v in digests.items()}
 
 
 def _alias(name: str, value: Any, prefect_name: str, prefect_value: Any) -> Any:
@@ -396,3 +418,11 @@ def _tls_fields(tls: Any) -> dict[str, Any]:
     cert = getattr(tls, "cert", None)
     return {"client_cert": list(cert) if isinstance(cert, tuple) else cert, "ca_cert": getattr(tls, "ca_cert", None),
             "verify": getattr(tls, "verify", None)}
+
+
+def _read_if_present(path: str) -> bytes | None:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return None

@@ -106,9 +106,10 @@ def test_base_image_and_dockerfile_together_is_an_error():
         Docker(base_image="python:3.11", dockerfile="Dockerfile")
 
 
-def test_a_stale_local_file_never_wins_over_the_pushed_digest(registry, tmp_path, monkeypatch):
-    """With a digest recorded, get_flow reads the image by digest; a file at the in-image path on this
-    machine is used only inside that image (its runner sets GITFLOWS_INSIDE_IMAGE)."""
+def test_a_stale_local_file_never_wins_over_the_pushed_digest(registry, tmp_path, monkeypatch, caplog):
+    """With a digest recorded, a file at the in-image path on this machine is used only when it holds the
+    bytes built into the image (inside a container of it, it does); a stale one is passed over for the
+    image, read by digest."""
     import os
 
     from gitflows.envelope import flow_to_bytes_pickle
@@ -119,15 +120,26 @@ def test_a_stale_local_file_never_wins_over_the_pushed_digest(registry, tmp_path
                      gitflows_directory=str(tmp_path / "img"))
     location = storage.add_flow(make_flow(tmp_path))
     storage.build(daemonless=True)
+    data = json.loads(json.dumps(storage.serialize()))
+    assert set(data["digests"]) == {"adder"}
+    built = read_file_from(client, storage.image_digest, location)
+
     stale_script = tmp_path / "stale" / "adder.py"
     stale_script.parent.mkdir()
     stale_script.write_text(SCRIPT.replace("x + y", "x - y"))
     os.makedirs(os.path.dirname(location), exist_ok=True)
     with open(location, "wb") as fh:
         fh.write(flow_to_bytes_pickle(extract_flow_from_file(str(stale_script))))
-    data = json.loads(json.dumps(storage.serialize()))
     assert from_dict(data).get_flow().run().results["add"] == 42  # the image's flow, by digest
-    monkeypatch.setenv("GITFLOWS_INSIDE_IMAGE", "sha256:" + "0" * 64)  # some other image
-    assert from_dict(data).get_flow().run().results["add"] == 42
-    monkeypatch.setenv("GITFLOWS_INSIDE_IMAGE", storage.image_digest)  # running inside this very image
-    assert from_dict(data).get_flow().run().results["add"] == -38
+    assert "is not the file built into" in caplog.text
+
+    with open(location, "wb") as fh:  # the very bytes of the image, as inside a container of it
+        fh.write(built)
+    offline = dict(data, registry_url="127.0.0.1:9")  # no registry reachable: the verified local file is used
+    assert from_dict(offline).get_flow().run().results["add"] == 42
+
+
+def read_file_from(client, digest, path):
+    from gitflows.docker.image import read_file
+
+    return read_file(client, "flows/adder", digest, path)
