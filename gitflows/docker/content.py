@@ -4,13 +4,14 @@ into a daemonless layer), and the gitflows requirement the image installs."""
 from __future__ import annotations
 
 import filecmp
+import functools
 import os
 import posixpath
 import re
 import shutil
 from collections.abc import Mapping
 
-from gitflows.errors import ConfigurationError, PathNotFoundError
+from gitflows.errors import ConfigurationError, ImageBuildError, PathNotFoundError
 from gitflows.version import __version__
 
 
@@ -26,6 +27,46 @@ def gitflows_requirement(version: str | None) -> str:
     raise ConfigurationError(f"Docker storage: gitflows_version {version!r} is neither a version (e.g. "
                              f"{__version__!r}) nor a pip requirement (e.g. 'gitflows @ git+https://host/gitflows.git"
                              f"@{version}'); give one of those")
+
+
+def from_an_index(requirement: str) -> bool:
+    """Whether pip would fetch this requirement by name from a package index. No package index holds
+    *this* gitflows: such a requirement is met with a wheel built from the checkout instead."""
+    return requirement == "gitflows" or requirement.startswith("gitflows==")
+
+
+def checkout_wheel(directory: str) -> str:
+    """A wheel of the running gitflows, built from its checkout (once per process), copied into *directory*;
+    returns its file name."""
+    built = _built_wheel()
+    os.makedirs(directory, exist_ok=True)
+    shutil.copy2(built, directory)
+    return os.path.basename(built)
+
+
+@functools.cache
+def _built_wheel() -> str:
+    import subprocess
+    import sys
+    import tempfile
+
+    import gitflows
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(gitflows.__file__)))
+    pyproject = os.path.join(root, "pyproject.toml")
+    if not os.path.isfile(pyproject) or 'name = "gitflows"' not in open(pyproject, encoding="utf-8").read():
+        raise ConfigurationError(
+            "Docker storage: gitflows is not installed from a checkout here, so no wheel of it can be built for "
+            "the image (and no package index holds it); give wheelhouse= (a folder holding a gitflows wheel) or "
+            "gitflows_version= as a wheel's path or URL")
+    out = tempfile.mkdtemp(prefix="gitflows-wheel-")
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", out, root],
+                          capture_output=True, text=True)
+    wheels = sorted(f for f in os.listdir(out) if f.startswith("gitflows-") and f.endswith(".whl"))
+    if proc.returncode != 0 or not wheels:
+        last = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no wheel was written"]
+        raise ImageBuildError(f"Docker storage: building a wheel of gitflows from {root} failed: {last[0]}")
+    return os.path.join(out, wheels[-1])
 
 
 def copy_into(src: str, directory: str) -> str:

@@ -31,7 +31,7 @@ def env_line(env_vars: Mapping[str, Any]) -> str:
 
 def dockerfile(base_commands: str, env_vars: Mapping[str, Any], python_dependencies: list[str], wheels: str | None,
                gitflows_requirement: str, copies: list[tuple[str, str]], extra_commands: list[str],
-               healthcheck: dict[str, Any] | None) -> str:
+               healthcheck: dict[str, Any] | None, gitflows_wheel: str | None = None) -> str:
     """The Dockerfile text, in Prefect 1's order: the base (``FROM`` or the user's Dockerfile), ``ENV``, the
     installs, the flows and files copied in, the user's extra commands, the healthcheck. ``RUN`` and ``COPY``
     use the exec (JSON) form: no shell quoting surprises, paths with spaces work."""
@@ -45,6 +45,10 @@ def dockerfile(base_commands: str, env_vars: Mapping[str, Any], python_dependenc
     if wheels:
         lines.append(f"COPY {json.dumps([wheels, '/opt/gitflows-wheels'])}")
         install += ["--no-index", "--find-links", "/opt/gitflows-wheels"]
+    if gitflows_wheel:  # the checkout's own wheel; its dependencies may come from the index
+        target = f"/opt/gitflows-wheel/{gitflows_wheel.rsplit('/', 1)[-1]}"
+        lines.append(f"COPY {json.dumps([gitflows_wheel, target])}")
+        gitflows_requirement = target
     lines.append(f"RUN {json.dumps(install + [gitflows_requirement])}")
     if python_dependencies:
         lines.append(f"RUN {json.dumps(install + list(python_dependencies))}")

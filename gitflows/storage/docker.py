@@ -16,7 +16,14 @@ import warnings
 from pathlib import PurePosixPath
 from typing import Any
 
-from gitflows.docker.content import copy_into, files_contents, gitflows_requirement, lookup
+from gitflows.docker.content import (
+    checkout_wheel,
+    copy_into,
+    files_contents,
+    from_an_index,
+    gitflows_requirement,
+    lookup,
+)
 from gitflows.docker.healthcheck import check as healthcheck
 from gitflows.docker.image import FLOWS_LABEL, dockerfile, push_daemonless, read_file
 from gitflows.docker.registry import RegistryClient, host_of, registry_root, split_image
@@ -168,13 +175,21 @@ class Docker(Storage):
             shutil.copyfile(os.path.expanduser(self.dockerignore), os.path.join(directory, ".dockerignore"))
         for src, dest in self.files.items():
             copies.append((prefix + copy_into(src, directory), dest))
-        wheels = None
+        wheels = own_wheel = None
+        requirement = gitflows_requirement(self.gitflows_version)
         if self.wheelhouse:
             shutil.copytree(self.wheelhouse, os.path.join(directory, "wheels"), dirs_exist_ok=True)
             wheels = prefix + "wheels"
-        text = dockerfile(base, self.env_vars, self.python_dependencies, wheels,
-                          gitflows_requirement(self.gitflows_version), copies, self.extra_dockerfile_commands,
-                          None if self.ignore_healthchecks else self._spec())
+        elif from_an_index(requirement):
+            if self.gitflows_version and self.gitflows_version != __version__:
+                raise ConfigurationError(
+                    f"Docker storage: gitflows_version={self.gitflows_version!r} is not the gitflows running here "
+                    f"({__version__}) and no package index holds gitflows; give wheelhouse= (a folder holding that "
+                    "version's wheel) or gitflows_version= as a wheel's path or URL")
+            own_wheel = prefix + "gitflows-wheel/" + checkout_wheel(os.path.join(directory, "gitflows-wheel"))
+        text = dockerfile(base, self.env_vars, self.python_dependencies, wheels, requirement, copies,
+                          self.extra_dockerfile_commands, None if self.ignore_healthchecks else self._spec(),
+                          gitflows_wheel=own_wheel)
         path = os.path.join(directory, "Dockerfile")
         with open(path, "w", encoding="utf-8") as fh:
             fh.write(text)

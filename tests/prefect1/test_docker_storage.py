@@ -379,11 +379,28 @@ def test_create_dockerfile_from_dockerfile_uses_tempdir_path(tmp_path):
                                                                   '.git@main"'),
 ])
 def test_create_dockerfile_from_prefect_version(tmp_path, version, expected):
-    """Deliberate difference: the version is pip-installed from the package index (or is a whole pip
-    requirement); Prefect installed a branch or commit from GitHub or used its own image."""
-    output = dockerfile_of(Docker(prefect_version=version, base_image=f"python:{PY}-slim"), tmp_path)
+    """Deliberate difference: a version is installed from the ``wheelhouse`` (no package index holds
+    gitflows), or is a whole pip requirement; Prefect installed a branch or commit from GitHub."""
+    wheelhouse = tmp_path / "wheels"
+    wheelhouse.mkdir()
+    output = dockerfile_of(Docker(prefect_version=version, base_image=f"python:{PY}-slim", wheelhouse=str(wheelhouse)),
+                           tmp_path / "ctx")
     assert f"FROM python:{PY}-slim" in output
     assert expected in output
+
+
+def test_without_a_wheelhouse_the_image_gets_the_checkouts_own_wheel(tmp_path):
+    """No package index holds gitflows: the image never installs ``gitflows`` by name; it gets a wheel built
+    from this checkout. Another version without a wheelhouse is an error saying what to give."""
+    from gitflows.version import __version__
+
+    output = dockerfile_of(Docker(base_image=f"python:{PY}-slim"), tmp_path / "ctx")
+    assert '"gitflows"]' not in output and "gitflows==" not in output
+    wheel = next((tmp_path / "ctx" / "gitflows-wheel").glob(f"gitflows-{__version__}-*.whl"))
+    assert f'COPY ["gitflows-wheel/{wheel.name}", "/opt/gitflows-wheel/{wheel.name}"]' in output
+    assert f'"/opt/gitflows-wheel/{wheel.name}"]' in output.split("RUN")[2]
+    with pytest.raises(ValueError, match="gitflows_version='0.5.3' is not the gitflows running here"):
+        dockerfile_of(Docker(prefect_version="0.5.3", base_image=f"python:{PY}-slim"), tmp_path / "ctx2")
 
 
 def test_a_branch_name_as_version_is_an_error():
