@@ -134,7 +134,7 @@ def client(service: str, options: Mapping[str, Any], extra: str, credentials: AW
         from botocore.config import Config
         from botocore.exceptions import BotoCoreError
     except ImportError:
-        raise ConfigurationError(f"{service} needs boto3: pip install 'gitflows[{extra}]'") from None
+        raise ConfigurationError(f"{service} needs boto3: pip install -e '.[{extra}]' in the gitflows checkout") from None
     options = dict(options)
     no_retries = Config(retries={"total_max_attempts": 1})
     options["config"] = no_retries.merge(options["config"]) if options.get("config") else no_retries

@@ -50,7 +50,7 @@ def default_credential(why: str) -> Any:
         import azure.identity
     except ImportError:
         raise LibraryMissingError(f"{why}, so it authenticates through Azure's default credential chain, which "
-                                  "needs azure-identity: pip install 'gitflows[azure]' (or pip install "
+                                  "needs azure-identity: pip install -e '.[azure]' in the gitflows checkout (or pip install "
                                   "azure-identity)") from None
     log.debug("authenticating to Azure Blob Storage with DefaultAzureCredential")
     return azure.identity.DefaultAzureCredential()
@@ -81,7 +81,8 @@ class AzureStore:
         try:
             from azure.storage.blob import BlobServiceClient
         except ImportError:
-            raise LibraryMissingError("the Azure storage needs azure-storage-blob: pip install 'gitflows[azure]'") \
+            raise LibraryMissingError("the Azure storage needs azure-storage-blob:"
+                                      " pip install -e '.[azure]' in the gitflows checkout") \
                 from None
         value = self._connection_string()
         register_secret(value)

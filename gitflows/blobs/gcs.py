@@ -26,7 +26,8 @@ class GCSStore:
                 import google.auth.exceptions
                 from google.cloud import storage
             except ImportError:
-                raise ConfigurationError("the GCS storage needs google-cloud-storage: pip install 'gitflows[gcs]'") \
+                raise ConfigurationError("the GCS storage needs google-cloud-storage:"
+                                         " pip install -e '.[gcs]' in the gitflows checkout") \
                     from None
             try:
                 credentials = _secret_credentials()

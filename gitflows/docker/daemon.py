@@ -28,7 +28,8 @@ def api_client(base_url: str, tls_config: Any) -> Any:
         import docker
         import docker.tls
     except ImportError:
-        raise ConfigurationError("the Docker storage needs the docker library: pip install 'gitflows[docker]'") \
+        raise ConfigurationError("the Docker storage needs the docker library:"
+                                 " pip install -e '.[docker]' in the gitflows checkout") \
             from None
     if isinstance(tls_config, dict):
         tls_config = docker.tls.TLSConfig(**tls_config)

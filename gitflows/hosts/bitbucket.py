@@ -67,7 +67,7 @@ class _BitbucketBase:
                 import atlassian  # noqa: F401
             except ImportError:
                 raise LibraryMissingError("the Bitbucket storage needs atlassian-python-api: "
-                                          "pip install 'gitflows[bitbucket]'") from None
+                                          "pip install -e '.[bitbucket]' in the gitflows checkout") from None
             self._client = self._make_client()
         return self._client
 

@@ -118,7 +118,8 @@ class GitHost:
             try:
                 from dulwich.client import Urllib3HttpGitClient, get_transport_and_path
             except ImportError:
-                raise ConfigurationError("the Git storage needs dulwich: pip install 'gitflows[git]'") from None
+                raise ConfigurationError("the Git storage needs dulwich:"
+                                         " pip install -e '.[git]' in the gitflows checkout") from None
             scheme = urlsplit(self.url).scheme
             if scheme in ("http", "https"):
                 from dulwich.client import default_urllib3_manager

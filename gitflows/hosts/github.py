@@ -54,7 +54,8 @@ class GitHubHost:
             try:
                 from github import Auth, Github
             except ImportError:
-                raise LibraryMissingError("the GitHub storage needs PyGithub: pip install 'gitflows[github]'") from None
+                raise LibraryMissingError("the GitHub storage needs PyGithub:"
+                                          " pip install -e '.[github]' in the gitflows checkout") from None
             token = self._token()
             client = Github(auth=Auth.Token(token) if token else None, base_url=self.base_url, retry=None,
                             seconds_between_requests=None, seconds_between_writes=None, timeout=30, per_page=100,

@@ -63,7 +63,8 @@ class GitLabHost:
                 import gitlab
                 import requests
             except ImportError:
-                raise LibraryMissingError("the GitLab storage needs python-gitlab: pip install 'gitflows[gitlab]'") \
+                raise LibraryMissingError("the GitLab storage needs python-gitlab:"
+                                          " pip install -e '.[gitlab]' in the gitflows checkout") \
                     from None
             session = requests.Session()
             # python-gitlab's errors carry no headers; keep the last response's for rate limits

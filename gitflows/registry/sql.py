@@ -154,7 +154,8 @@ class PostgresDialect:
         try:
             import psycopg
         except ImportError:
-            raise ConfigurationError("the PostgreSQL registry needs psycopg: pip install 'gitflows[postgres]'") from None
+            raise ConfigurationError("the PostgreSQL registry needs psycopg:"
+                                     " pip install -e '.[postgres]' in the gitflows checkout") from None
         try:
             return psycopg.connect(self.url, autocommit=True, connect_timeout=10)
         except psycopg.Error as exc:

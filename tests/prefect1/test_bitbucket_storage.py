@@ -340,7 +340,8 @@ def test_missing_atlassian_is_an_import_error(server_api, cloud_api, monkeypatch
     monkeypatch.setitem(sys.modules, "atlassian", None)  # as if atlassian-python-api were not installed
     storage = Bitbucket(project="PROJECT", repo="test-repo", path="flow.py", workspace=workspace,
                         host=None if workspace else SERVER)
-    with pytest.raises(ImportError, match=r"needs atlassian-python-api: pip install 'gitflows\[bitbucket\]'") as err:
+    with pytest.raises(ImportError, match=r"needs atlassian-python-api:"
+                                          r" pip install -e '\.\[bitbucket\]' in the gitflows checkout") as err:
         storage.get_flow("test")
     assert isinstance(err.value, LibraryMissingError)
     assert server_api.requests == [] and cloud_api.requests == []

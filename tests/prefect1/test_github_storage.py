@@ -260,7 +260,7 @@ def test_missing_pygithub_is_an_import_error(github_api, monkeypatch):
     """Prefect raised ImportError ("please ensure you have installed the github extra")."""
     monkeypatch.setitem(sys.modules, "github", None)  # as if PyGithub were not installed
     storage = GitHub(repo="test/repo", path="flow.py", base_url=BASE)
-    with pytest.raises(ImportError, match=r"needs PyGithub: pip install 'gitflows\[github\]'") as err:
+    with pytest.raises(ImportError, match=r"needs PyGithub: pip install -e '\.\[github\]' in the gitflows checkout") as err:
         storage.get_flow("test")
     assert isinstance(err.value, LibraryMissingError)
     assert github_api.requests == []

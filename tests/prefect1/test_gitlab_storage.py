@@ -164,7 +164,8 @@ def test_missing_python_gitlab_is_an_import_error(gitlab_api, monkeypatch):
     """Prefect raised ImportError ("please ensure you have installed the gitlab extra")."""
     monkeypatch.setitem(sys.modules, "gitlab", None)  # as if python-gitlab were not installed
     storage = GitLab(repo="test/repo", path="flow.py", host=HOST)
-    with pytest.raises(ImportError, match=r"needs python-gitlab: pip install 'gitflows\[gitlab\]'") as err:
+    with pytest.raises(ImportError, match=r"needs python-gitlab:"
+                                          r" pip install -e '\.\[gitlab\]' in the gitflows checkout") as err:
         storage.get_flow("test")
     assert isinstance(err.value, LibraryMissingError)
     assert gitlab_api.requests == []
