@@ -16,13 +16,11 @@ Subclass hooks: ``make_store``, ``key_field``, ``given_key``, ``script_needs_key
 from __future__ import annotations
 
 import datetime
-import hashlib
-import hmac
 from typing import Any, ClassVar
 
 from gitflows.blobs import BlobStore, safe_key
-from gitflows.envelope import flow_to_bytes_pickle
-from gitflows.errors import ConfigurationError, IntegrityError, PathNotFoundError
+from gitflows.envelope import check_recorded_digest, flow_to_bytes_pickle, restore_digests, sha256_of
+from gitflows.errors import ConfigurationError, PathNotFoundError
 from gitflows.flow import Flow
 from gitflows.naming import slug
 from gitflows.storage.base import Storage
@@ -98,7 +96,7 @@ class BlobStorage(Storage):
                 continue  # rebuilt from serialized form: already uploaded
             data = self._payload(name)
             answer = store.put(key, data)
-            self.digests[name] = hashlib.sha256(data).hexdigest()
+            self.digests[name] = sha256_of(data)
             self._after_upload(name, answer)
         return self
 
@@ -114,12 +112,7 @@ class BlobStorage(Storage):
         store = self.make_store()
         data = store.get(key)
         where = f"{store.label()}: {key}"
-        expected = self.digests.get(name) if name else None
-        if expected is not None:
-            actual = hashlib.sha256(data).hexdigest()
-            if not hmac.compare_digest(actual, expected):
-                raise IntegrityError(f"{where}: content sha256 {actual} does not match the recorded {expected} "
-                                     "(the object was changed after it was uploaded); refusing to load it")
+        check_recorded_digest(data, self.digests.get(name) if name else None, where)
         return self._from_bytes(data, name, where)
 
     def serialize(self) -> dict[str, Any]:
@@ -128,10 +121,7 @@ class BlobStorage(Storage):
         return data
 
     def restore(self, data: dict[str, Any]) -> None:
-        digests = data.get("digests") or {}
-        if not isinstance(digests, dict):
-            raise ConfigurationError(f"serialized {self.type_name} storage: 'digests' must map flow names to sha256")
-        self.digests = {str(k): str(v) for k, v in digests.items()}
+        self.digests = restore_digests(data, self.type_name)
 
 
 def generated_key(flow_name: str) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import hmac
 import json
 import os
@@ -27,8 +26,8 @@ from gitflows.docker.content import (
 from gitflows.docker.healthcheck import check as healthcheck
 from gitflows.docker.image import FLOWS_LABEL, dockerfile, push_daemonless, read_file
 from gitflows.docker.registry import RegistryClient, host_of, registry_root, split_image
-from gitflows.envelope import flow_to_bytes_pickle
-from gitflows.errors import ConfigurationError, ImageBuildError, IntegrityError, PathNotFoundError
+from gitflows.envelope import check_recorded_digest, flow_to_bytes_pickle, restore_digests, sha256_of
+from gitflows.errors import ConfigurationError, ImageBuildError, PathNotFoundError
 from gitflows.flow import Flow
 from gitflows.naming import slugify
 from gitflows.redact import get_logger
@@ -315,13 +314,13 @@ class Docker(Storage):
         out.update(files_contents(self.files))
         for name, location in self.flows.items():
             if location in out:  # a script copied in with files=: its bytes are known here too
-                self.digests[name] = hashlib.sha256(out[location]).hexdigest()
+                self.digests[name] = sha256_of(out[location])
         return out
 
     def _pickle(self, name: str) -> bytes:
         """The flow's pickle as it goes into the image; its sha256 is recorded (``get_flow`` checks it)."""
         data = flow_to_bytes_pickle(self._flows[name])
-        self.digests[name] = hashlib.sha256(data).hexdigest()
+        self.digests[name] = sha256_of(data)
         return data
 
     def _registry(self) -> RegistryClient:
@@ -362,21 +361,17 @@ class Docker(Storage):
         verified. A different file at that path on this machine (a stale one) never wins."""
         expected = self.digests.get(name) if name else None
         local = _read_if_present(location)
-        if local is not None and (expected is None or hmac.compare_digest(hashlib.sha256(local).hexdigest(),
-                                                                           expected)):
+        if local is not None and (expected is None or hmac.compare_digest(sha256_of(local), expected)):
             data = local
         elif self.image_digest and self.registry_url:
             if local is not None:
                 log.warning("%s on this machine is not the file built into %s; reading it from the image by digest",
                             location, self.name)
             data = read_file(self._registry(), self._registry_repo(), self.image_digest, location)
-            if expected is not None and not hmac.compare_digest(hashlib.sha256(data).hexdigest(), expected):
-                raise IntegrityError(f"Docker storage: flow {name!r} at {location} in {self.image_digest}: content "
-                                     "sha256 does not match the one recorded at build; refusing to load it")
-        elif local is not None:
-            raise IntegrityError(f"Docker storage: flow {name!r} at {location}: content sha256 does not match the "
-                                 "one recorded at build, and the image has no pushed digest to read it from; "
-                                 "refusing to load it")
+            check_recorded_digest(data, expected, f"Docker storage: flow {name!r} at {location} in {self.image_digest}")
+        elif local is not None:  # a different file and no image to read instead: refused here
+            check_recorded_digest(local, expected, f"Docker storage: flow {name!r} at {location} (no pushed image)")
+            data = local
         else:
             raise PathNotFoundError(
                 f"Docker storage: flow {name or '?'} at {location} is not on this machine, and the image has no "
@@ -402,10 +397,7 @@ class Docker(Storage):
 
     def restore(self, data: dict[str, Any]) -> None:
         self.image_digest = data.get("image_digest")
-        digests = data.get("digests") or {}
-        if not isinstance(digests, dict):
-            raise ConfigurationError("serialized Docker storage: 'digests' must map flow names to sha256")
-        self.digests = {str(k): str(v) for k, v in digests.items()}
+        self.digests = restore_digests(data, self.type_name)
 
 
 def _alias(name: str, value: Any, prefect_name: str, prefect_value: Any) -> Any:
