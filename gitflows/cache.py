@@ -138,13 +138,11 @@ class Cache:
     def get_blob(self, blob_id: str) -> bytes | None:
         """The contents with this blob id, or None. A corrupt entry is removed and reported as absent."""
         path = self._blob_path(blob_id)
-        try:
-            with _io(self.root, f"read {path}"):
+        with _io(self.root, f"read {path}"):
+            try:
                 data = path.read_bytes()
-        except CacheError:
-            if not path.exists():  # removed meanwhile (prune): absent, not an error
+            except FileNotFoundError:  # absent, or removed meanwhile by prune (even if put back since)
                 return None
-            raise
         if git_blob_id(data) != blob_id:
             log.warning("cache entry %s is corrupt; removing it", path)
             with contextlib.suppress(FileNotFoundError):
