@@ -773,7 +773,7 @@ def test_user_dockerfile_builds_from_its_own_folder_and_runs_the_script(script_i
     result = runner.run({}, timeout=300, tick=lambda: ticks.append(1), tick_every=0.1)
     assert result.state == "success", result.logs
     assert "hello from the user's folder" in result.logs
-    assert len(ticks) >= 2  # called while the container ran
+    assert ticks  # called while the container ran (once is all a fast container allows)
     late = runner.run({}, timeout=0.01)
     assert (late.state, late.error) == ("failed", f"timed out after 0.01s; container of {storage.name} killed")
 
