@@ -1,9 +1,14 @@
 """The agent: claims due runs from the registry and runs each flow, pinned, in a child process.
 
 Safe to run many at once, on one machine or many (PostgreSQL): a run is claimed by exactly one
-agent (:meth:`Registry.claim`). While a run is in hand the agent heartbeats; a run whose agent
-stopped heartbeating for ``lease`` seconds is rescheduled by any agent (``reap``) until the flow's
-attempts are used up, then marked lost. SIGTERM (and Ctrl-C) stop claiming; runs in hand finish.
+agent (:meth:`Registry.claim`), which stores its ``lease`` on the run. While a run is in hand the
+agent heartbeats; a run whose agent stopped heartbeating for that lease is rescheduled by any agent
+(``reap``) until the flow's attempts are used up, then marked lost.
+
+A run is never executed twice at once: an agent that finds a run is no longer its own (``start`` or
+``heartbeat`` refused after a stall) kills the child's whole process group at once, and the child
+kills its group itself when its agent dies or renews no lease for 90% of it (see
+:mod:`gitflows.storage.runner`). SIGTERM (and Ctrl-C) stop claiming; runs in hand finish.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from gitflows.errors import FlowNotFoundError, GitflowsError
 from gitflows.redact import get_logger, redact
 from gitflows.register import visible_on_remote
 from gitflows.registry import Registry, Run, open_registry
+from gitflows.registry.schema import SchemaTooNewError
 from gitflows.registry.sql import UnreadableRowError, agent_name
 
 log = get_logger(__name__)
@@ -31,7 +37,8 @@ class Agent:
         self.labels = set(labels or [])
         self.concurrency = max(1, concurrency)
         self.lease = lease
-        self.heartbeat_every = heartbeat or max(0.2, lease / 3)
+        # at least two heartbeats per lease: the child ends itself when none reached it for 90% of the lease
+        self.heartbeat_every = min(heartbeat or max(0.2, lease / 3), lease / 2)
         self.timeout = timeout
         self.poll = poll
         self.confirm_grace = confirm_grace
@@ -55,6 +62,7 @@ class Agent:
     # -- the loop ---------------------------------------------------------------------
     def run(self, once: bool = False) -> list[tuple[int, str]]:
         """Claim and run until stopped; with *once*, until nothing is due and nothing is in hand."""
+        self.registry().conn()  # a registry unreachable, or of a newer schema, at start ends the agent at once
         self._install_signals()
         in_hand: dict[int, Future[str]] = {}
         with ThreadPoolExecutor(self.concurrency, thread_name_prefix="gitflows-run") as pool:
@@ -66,7 +74,7 @@ class Agent:
                 try:
                     claimed = self._claim(free) if free > 0 else []
                 except GitflowsError as exc:  # the registry is unreachable for longer than it reconnects
-                    if once:
+                    if once or isinstance(exc, SchemaTooNewError):
                         raise
                     log.warning("claiming failed: %s", exc)
                     claimed = []
@@ -95,6 +103,8 @@ class Agent:
         try:
             for run_id, state in self.registry().reap(self.lease):
                 self.say(f"run {run_id}: its agent stopped heartbeating; now {state}")
+        except SchemaTooNewError:
+            raise  # upgraded under this agent by a newer gitflows: stop, the message says what to do
         except GitflowsError as exc:
             log.warning("reaping failed: %s", exc)
 
@@ -126,9 +136,9 @@ class Agent:
                 break
             broken = self._broken(run)
             if broken:
-                if self.registry().claim(run.id, self.name):
+                if self.registry().claim(run.id, self.name, self.lease):
                     self._give_up(run, f"cannot be run: {broken}")
-            elif self._matches(run) and self.registry().claim(run.id, self.name):
+            elif self._matches(run) and self.registry().claim(run.id, self.name, self.lease):
                 got.append(self.registry().get_run(run.id))
         return got
 
@@ -173,9 +183,15 @@ class Agent:
                 self.say(f"run {run.id}: {version.name} v{version.version} is pending (commit not on the remote yet); "
                          "will retry")
                 return "postponed"
-        reg.start(run.id, self.name)
+        if not reg.start(run.id, self.name):
+            self.say(f"run {run.id}: no longer ours before it started (its lease expired); left to its new agent")
+            return "dropped"
         self.say(f"run {run.id}: {run.flow_name} v{run.version} at {version.sha or '-'} (attempt {run.attempts})")
-        state, error, logs = self._child(run, version.storage)
+        state, error, logs, lost = self._child(run, version.storage)
+        if lost:
+            self.say(f"run {run.id}: no longer ours (its lease expired and it was taken over); its processes "
+                     "were killed and nothing is recorded")
+            return "dropped"
         try:
             recorded = reg.finish(run.id, self.name, state, error, logs)
         except Exception as exc:  # noqa: BLE001 - the outcome could not be stored: store why, go on
@@ -190,21 +206,23 @@ class Agent:
         self.done.append((run.id, state))
         return state
 
-    def _heartbeat(self, run: Run) -> None:
-        """Extend the run's lease; the registry being away (it reconnects) does not stop the run."""
+    def _heartbeat(self, run: Run) -> bool | None:
+        """Extend the run's lease: True when extended, False when the run is no longer ours, None when the
+        registry could not be reached (it reconnects; the child ends itself if the lease runs out)."""
         try:
-            self.registry().heartbeat(run.id, self.name)
+            return self.registry().heartbeat(run.id, self.name)
         except GitflowsError as exc:
             log.warning("run %s: heartbeat failed: %s", run.id, exc)
+            return None
 
-    def _child(self, run: Run, storage: dict[str, object]) -> tuple[str, str | None, str]:
+    def _child(self, run: Run, storage: dict[str, object]) -> tuple[str, str | None, str, bool]:
         from gitflows.storage.runner import ChildProcessRunner
 
         _learn_secrets(storage)
         runner = ChildProcessRunner(storage, flow_name=run.flow_name, parameters=run.parameters, max_log=MAX_LOG)
         outcome = runner.run(timeout=self.timeout, tick=lambda: self._heartbeat(run),
-                             tick_every=self.heartbeat_every)
-        return outcome.state, outcome.error, outcome.logs
+                             tick_every=self.heartbeat_every, keepalive=0.9 * self.lease)
+        return outcome.state, outcome.error, outcome.logs, outcome.lost
 
 
 def _one_line(exc: BaseException) -> str:

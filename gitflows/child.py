@@ -1,6 +1,7 @@
 """Runs one flow in a child process for the agent: ``python -m gitflows.child SPEC.json RESULT.json``.
 
-SPEC: {"storage": <serialized storage>, "flow_name": str, "flow_location": str|None, "parameters": {...}}.
+SPEC: {"storage": <serialized storage>, "flow_name": str, "flow_location": str|None, "parameters": {...},
+"watch_fd": int|None, "keepalive": float|None} (see :func:`_watch_agent`).
 The flow is loaded through its storage — pinned SHA, registered closure verified blob by blob, cache
 first — the storage's secrets are resolved (gitflows.context), and it runs with stdout and stderr
 scrubbed of every secret value.
@@ -15,28 +16,59 @@ import sys
 import traceback
 
 
-def _die_with_parent() -> None:
-    """An agent killed mid-run must not leave its flow running on: another agent will retry the run."""
+def _watch_agent(fd: int | None, keepalive: float | None) -> None:
+    """Kill this process's whole group (the flow and everything it started) when the agent is gone.
+
+    *fd* is the read end of a pipe only the agent can write to: end of file means the agent died. With
+    *keepalive*, the agent writes a byte after each heartbeat the registry accepted; none for
+    *keepalive* seconds means the agent stalled or lost the registry, and the run may be reaped and
+    started elsewhere: end it here rather than let it run twice. (Without *fd*: poll the parent pid.)
+    """
     import os
+    import select
+    import signal
     import threading
     import time
 
-    parent = os.getppid()
+    def end(reason: str) -> None:
+        try:  # the output pipe may have died with the agent (BrokenPipeError): say it where it can be said
+            sys.stderr.write(f"gitflows: {reason}; ending the run and its processes\n")
+            sys.stderr.flush()
+        except BaseException:  # noqa: BLE001 - nothing may keep this thread from the kill below
+            pass
+        try:
+            os.killpg(os.getpgrp(), signal.SIGKILL)
+        finally:
+            os._exit(137)
 
-    def watch() -> None:
+    def watch_pipe() -> None:
+        assert fd is not None
+        fed = time.monotonic()
+        while True:
+            wait = None if keepalive is None else max(0.0, fed + keepalive - time.monotonic())
+            ready, _, _ = select.select([fd], [], [], wait)
+            if not ready:
+                end(f"the agent renewed no lease for {keepalive:g}s")
+            if not os.read(fd, 4096):
+                end("the agent is gone")
+            fed = time.monotonic()
+
+    def watch_parent() -> None:
+        parent = os.getppid()
         while True:
             time.sleep(0.2)
             if os.getppid() != parent:
-                os._exit(137)
+                end("the agent is gone")
 
-    threading.Thread(target=watch, daemon=True).start()
+    threading.Thread(target=watch_pipe if fd is not None else watch_parent, daemon=True,
+                     name="gitflows-watch-agent").start()
 
 
 def main(argv: list[str]) -> int:
-    _die_with_parent()
     spec_path, result_path = argv[1], argv[2]
     with open(spec_path, encoding="utf-8") as fh:
         spec = json.load(fh)
+    _watch_agent(spec.get("watch_fd"), spec.get("keepalive"))
     result: dict[str, object] = {"state": "failed", "error": None, "tasks": {}}
     code = 2
     from gitflows.redact import redact, redacted_output

@@ -69,14 +69,34 @@ def forget_all() -> None:
 
 
 def redact(text: str) -> str:
-    """Return *text* with every registered secret value replaced by ``***``."""
+    """Return *text* with every registered secret value replaced by ``***``, and every base64 run that
+    decodes to text holding one (an echoed ``Authorization: Basic base64(user:token)``, whatever the
+    user name) too."""
     values = _values
     if not values or not text:
         return text
     for value in values:
         if value in text:
             text = text.replace(value, MASK)
+    if len(text) >= _B64_MIN and _B64_RUN.search(text):
+        text = _B64_RUN.sub(lambda m: MASK if _decodes_to_secret(m.group(0), values) else m.group(0), text)
     return text
+
+
+_B64_MIN = 8
+_B64_RUN = __import__("re").compile(r"[A-Za-z0-9+/]{%d,}={0,2}" % _B64_MIN)
+
+
+def _decodes_to_secret(run: str, values: tuple[str, ...]) -> bool:
+    import base64
+    import binascii
+
+    body = run.rstrip("=")
+    try:
+        decoded = base64.b64decode(body + "=" * (-len(body) % 4)).decode("utf-8", "ignore")
+    except (binascii.Error, ValueError):
+        return False
+    return any(value in decoded for value in values)
 
 
 class RedactingFilter(logging.Filter):

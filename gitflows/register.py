@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -116,17 +117,22 @@ class ScriptRunner:
     """Executes flow scripts in a child process, so that no script can end the caller.
 
     One child serves every script in turn (one interpreter start for a whole push). A script that
-    ends its process (``os._exit``, a signal, a crash) gets an error naming it, and the next script
-    gets a fresh child. What scripts print goes to stderr, never into the answers.
+    ends its process (``os._exit``, a signal, a crash), or takes longer than *timeout* seconds to load
+    (``GITFLOWS_SCRIPT_TIMEOUT``, default 60; a script that hangs at import), gets an error naming it,
+    its process group is killed, and the next script gets a fresh child. What scripts print goes to
+    stderr, never into the answers.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, timeout: float | None = None) -> None:
         self._proc: subprocess.Popen[bytes] | None = None
+        self.timeout = timeout if timeout is not None else script_timeout()
 
     def __enter__(self) -> ScriptRunner:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, kind: object, *exc: object) -> None:
+        if kind is not None and self._proc is not None:  # Ctrl-C or an error: a script may be hanging
+            _kill_group(self._proc)
         self.close()
 
     def close(self) -> None:
@@ -149,9 +155,10 @@ class ScriptRunner:
         root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p))
         proc = subprocess.Popen([sys.executable, "-c", "from gitflows.register import _worker; _worker()"],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, start_new_session=True)
         assert proc.stdout is not None
-        if proc.stdout.readline() != b"ready\n":
+        if _read_line(proc, time.monotonic() + max(self.timeout, 60.0)) != b"ready\n":
+            _kill_group(proc)
             code = proc.wait()
             raise GitflowsError(f"could not start the process that loads flow scripts ({sys.executable}, exit "
                                 f"status {code}); see the lines above")
@@ -165,15 +172,67 @@ class ScriptRunner:
         try:
             proc.stdin.write(json.dumps(request).encode() + b"\n")
             proc.stdin.flush()
-            line = proc.stdout.readline()
+            line: bytes | None = _read_line(proc, time.monotonic() + self.timeout)
         except OSError:
             line = b""
         if line:
             return Executed(**json.loads(line))
+        if line is None:
+            _kill_group(proc)
+            proc.wait()
+            self._proc = None
+            return Executed(error=f"{display}: loading the script took longer than {self.timeout:g}s (it may wait "
+                                  "for input, a lock or the network at import); it was stopped and nothing was read "
+                                  "from it. Move that work into a task, or raise GITFLOWS_SCRIPT_TIMEOUT")
         code = proc.wait()
         self._proc = None
         how = f"was killed by signal {-code}" if code < 0 else f"ended its process with exit status {code} (os._exit?)"
         return Executed(error=f"{display}: the script {how} while being loaded; nothing was read from it")
+
+
+def script_timeout() -> float:
+    """``GITFLOWS_SCRIPT_TIMEOUT``: seconds a flow script may take to load for register/diff (default 60)."""
+    raw = os.environ.get("GITFLOWS_SCRIPT_TIMEOUT", "60")
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not (value > 0 and value != float("inf")):
+        raise ConfigurationError(f"GITFLOWS_SCRIPT_TIMEOUT={raw!r}: expected a positive number of seconds, "
+                                 "e.g. 120")
+    return value
+
+
+def _read_line(proc: subprocess.Popen[bytes], deadline: float) -> bytes | None:
+    """One line from *proc*'s stdout; b"" at end of file; None when *deadline* (monotonic) passes first."""
+    import selectors
+
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    chunks: list[bytes] = []
+    with selectors.DefaultSelector() as selector:
+        selector.register(fd, selectors.EVENT_READ)
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not selector.select(left):
+                return None
+            chunk = proc.stdout.read1(65536)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+            if b"\n" in chunk:
+                line = b"".join(chunks)
+                assert line.endswith(b"\n"), "the worker writes one answer at a time"
+                return line
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    import signal
+
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def _worker() -> None:

@@ -49,6 +49,42 @@ def run_cli(*args: str, cwd: str | os.PathLike[str] | None = None, env: dict[str
                           capture_output=True, input=input, timeout=120)
 
 
+def secret_forms(secret: str) -> list[str]:
+    """A secret as a server may echo it: raw, percent-encoded, and in HTTP Basic ``user:secret`` forms."""
+    import base64
+    from urllib.parse import quote
+
+    forms = {secret, quote(secret, safe="")}
+    for user in ("x-access-token", "oauth2", "x-token-auth", "token", "git", ""):
+        forms.add(base64.b64encode(f"{user}:{secret}".encode()).decode())
+    return sorted(forms)
+
+
+def exception_texts(error: BaseException) -> list[str]:
+    """Everything an exception carries that code or a logger may print: str, repr, args, attributes,
+    and the same for every exception chained to it (``__cause__`` and ``__context__``, suppressed
+    or not)."""
+    texts: list[str] = []
+    seen: set[int] = set()
+    pending: list[BaseException] = [error]
+    while pending:
+        exc = pending.pop()
+        if id(exc) in seen:
+            continue
+        seen.add(id(exc))
+        texts += [str(exc), repr(exc), repr(exc.args)]
+        texts += [repr(v) for k, v in vars(exc).items() if not k.startswith("__")]
+        texts += [str(note) for note in getattr(exc, "__notes__", [])]
+        pending += [e for e in (exc.__cause__, exc.__context__) if e is not None]
+    return texts
+
+
+def assert_secret_not_carried(secret: str, error: BaseException) -> None:
+    for text in exception_texts(error):
+        for form in secret_forms(secret):
+            assert form not in text, f"the secret (as {form[:6]}...) is carried by the error: {text[:300]}"
+
+
 def git(*args: str, cwd: str | os.PathLike[str]) -> str:
     env = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.com", GIT_COMMITTER_NAME="t",
                GIT_COMMITTER_EMAIL="t@example.com")

@@ -7,6 +7,7 @@ from typing import Any, TypeVar
 
 from gitflows.errors import AuthenticationError, BucketNotFoundError, ConfigurationError, NotFoundError, PathNotFoundError
 from gitflows.hosts.http import HTTPFailure, RetryPolicy, call
+from gitflows.redact import redact
 
 T = TypeVar("T")
 
@@ -36,8 +37,11 @@ class GCSStore:
                 else:  # Prefect 1's GCP_CREDENTIALS secret
                     client = storage.Client(project=self.project or credentials.project_id, credentials=credentials)
             except (google.auth.exceptions.GoogleAuthError, ValueError) as exc:
-                raise AuthenticationError(f"{self.label()}: no usable Google credentials ({type(exc).__name__}: "
-                                          f"{exc})") from None
+                unusable = redact(f"{self.label()}: no usable Google credentials ({type(exc).__name__}: {exc})")
+            else:
+                unusable = None
+            if unusable is not None:
+                raise AuthenticationError(unusable)  # outside the handler: the raw key error is not carried
             self._bucket = client.bucket(self.bucket)
         return self._bucket
 

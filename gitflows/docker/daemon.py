@@ -102,5 +102,7 @@ def transfer(start: Callable[[], Iterable[dict[str, Any]]], what: str) -> str | 
                 say("docker", " ".join(str(chunk[k]) for k in ("id", "status") if chunk.get(k)))
             digest = (chunk.get("aux") or {}).get("Digest") or digest
     except docker.errors.APIError as exc:
-        raise ImageTransferError(f"{what} failed: {exc.explanation or exc}") from None
-    return digest
+        failed = redact(f"{what} failed: {exc.explanation or exc}")
+    else:
+        return digest
+    raise ImageTransferError(failed)  # outside the handler: the daemon's raw answer is not carried along

@@ -34,10 +34,10 @@ class HTTPFailure(Exception):
     """A failed call: *status* None means no HTTP answer (connection error, timeout)."""
 
     def __init__(self, status: int | None, headers: Mapping[str, str] | None = None, detail: str = "") -> None:
-        super().__init__(detail)
+        self.detail = redact(detail)[:300]  # the server's text may echo the token: only ever kept redacted
+        super().__init__(self.detail)
         self.status = status
-        self.headers = {k.lower(): str(v) for k, v in (headers or {}).items()}
-        self.detail = redact(detail)[:300]
+        self.headers = {k.lower(): redact(str(v)) for k, v in (headers or {}).items()}
 
 
 @dataclass
@@ -83,45 +83,72 @@ def _when(epoch: float) -> str:
 def call(fn: Callable[[], T], *, where: str, action: str, not_found: type[NotFoundError] = NotFoundError,
          not_found_hint: str = "", auth_hint: str = "", policy: RetryPolicy | None = None,
          not_found_statuses: tuple[int, ...] = (404,)) -> T:
-    """Run *fn*, retrying transient failures; map the final failure to a :class:`GitflowsError`."""
+    """Run *fn*, retrying transient failures; map the final failure to a :class:`GitflowsError`.
+
+    The error is raised fresh, outside the handler: no client-library exception or raw server text
+    (which may echo a token) rides along as its ``__cause__`` or ``__context__``."""
     policy = policy or RetryPolicy()
     attempt = 0
     while True:
         attempt += 1
         try:
             return fn()
-        except HTTPFailure as failure:
-            status = failure.status
-            reset = rate_limit_reset(failure)
-            prefix = f"{where}: {action}"
-            if reset is not None:
-                wait = max(0.0, reset - time.time())
-                if wait <= policy.max_rate_limit_wait and attempt < policy.attempts:
-                    log.warning("%s: rate limited; waiting %.1fs until it resets", where, wait)
-                    time.sleep(wait + 0.05)
-                    continue
-                raise RateLimitedError(f"{prefix}: rate limit exceeded (HTTP {status}); it resets at {_when(reset)} "
-                                       f"(in {int(wait)}s)", reset_at=reset) from None
-            if status is None or status >= 500 or status == 408:
-                if attempt < policy.attempts:
-                    delay = policy.backoff * (2 ** (attempt - 1))
-                    log.warning("%s: %s (attempt %d of %d); retrying in %.2fs", where,
-                                failure.detail or f"HTTP {status}", attempt, policy.attempts, delay)
-                    time.sleep(delay)
-                    continue
-                what = f"HTTP {status}" if status else "no answer"
-                raise RemoteError(f"{prefix}: server kept failing after {attempt} attempts ({what}: "
-                                  f"{failure.detail or 'no detail'})") from None
-            if status == 401:
-                raise AuthenticationError(f"{prefix}: authentication failed (HTTP 401: {failure.detail or 'no detail'})"
-                                          + (f"; {auth_hint}" if auth_hint else "")) from None
-            if status == 403:
-                raise AccessDeniedError(f"{prefix}: access denied (HTTP 403: {failure.detail or 'no detail'})"
-                                        + (f"; {auth_hint}" if auth_hint else "")) from None
-            if status in not_found_statuses:
-                raise not_found(f"{prefix}: not found (HTTP {status}: {failure.detail or 'no detail'})"
-                                + (f"; {not_found_hint}" if not_found_hint else "")) from None
-            raise RemoteError(f"{prefix}: unexpected HTTP {status}: {failure.detail or 'no detail'}") from None
+        except HTTPFailure as caught:
+            failure = caught
+        except GitflowsError as caught:  # decided inside fn (not found, bad configuration): detach it too
+            raise detached(caught)  # noqa: B904 - chaining is what this cuts
+        error = _final_error(failure, attempt, policy, f"{where}: {action}", where, not_found, not_found_hint,
+                             auth_hint, not_found_statuses)
+        if error is not None:
+            raise error
+
+
+def detached(error: BaseException) -> BaseException:
+    """*error* cut from the exceptions it was raised while handling, with its text args redacted.
+
+    ``raise ... from None`` only hides ``__context__`` from tracebacks: the client-library exception
+    (holding the raw response, which may echo a token) stays reachable from the error. Raised from
+    this, the error carries nothing but its own redacted message."""
+    error.__cause__ = None
+    error.__context__ = None
+    error.__suppress_context__ = False
+    error.args = tuple(redact(a) if isinstance(a, str) else a for a in error.args)
+    return error
+
+
+def _final_error(failure: HTTPFailure, attempt: int, policy: RetryPolicy, prefix: str, where: str,
+                 not_found: type[NotFoundError], not_found_hint: str, auth_hint: str,
+                 not_found_statuses: tuple[int, ...]) -> GitflowsError | None:
+    """The error *failure* ends in, or None after waiting when it is worth another attempt."""
+    status = failure.status
+    detail = failure.detail or "no detail"
+    reset = rate_limit_reset(failure)
+    if reset is not None:
+        wait = max(0.0, reset - time.time())
+        if wait <= policy.max_rate_limit_wait and attempt < policy.attempts:
+            log.warning("%s: rate limited; waiting %.1fs until it resets", where, wait)
+            time.sleep(wait + 0.05)
+            return None
+        return RateLimitedError(f"{prefix}: rate limit exceeded (HTTP {status}); it resets at {_when(reset)} "
+                                f"(in {int(wait)}s)", reset_at=reset)
+    if status is None or status >= 500 or status == 408:
+        if attempt < policy.attempts:
+            delay = policy.backoff * (2 ** (attempt - 1))
+            log.warning("%s: %s (attempt %d of %d); retrying in %.2fs", where,
+                        failure.detail or f"HTTP {status}", attempt, policy.attempts, delay)
+            time.sleep(delay)
+            return None
+        what = f"HTTP {status}" if status else "no answer"
+        return RemoteError(f"{prefix}: server kept failing after {attempt} attempts ({what}: {detail})")
+    if status == 401:
+        return AuthenticationError(f"{prefix}: authentication failed (HTTP 401: {detail})"
+                                   + (f"; {auth_hint}" if auth_hint else ""))
+    if status == 403:
+        return AccessDeniedError(f"{prefix}: access denied (HTTP 403: {detail})" + (f"; {auth_hint}" if auth_hint else ""))
+    if status in not_found_statuses:
+        hint = f"; {not_found_hint}" if not_found_hint else ""
+        return not_found(f"{prefix}: not found (HTTP {status}: {detail}){hint}")
+    return RemoteError(f"{prefix}: unexpected HTTP {status}: {detail}")
 
 
 _ALSO: dict[tuple[type[GitflowsError], type[Exception]], type[GitflowsError]] = {}

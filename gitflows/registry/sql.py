@@ -24,49 +24,11 @@ from typing import Any
 
 from gitflows.errors import ConfigurationError, FlowNotFoundError, GitflowsError, NotFoundError
 from gitflows.redact import get_logger, redact, register_secret
+from gitflows.registry.schema import ensure_schema
 
 log = get_logger(__name__)
 
 RUN_STATES = ("scheduled", "claimed", "running", "success", "failed", "lost")
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS flow_versions (
-    id {pk},
-    name TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    storage TEXT NOT NULL,
-    repo TEXT,
-    path TEXT,
-    requested_ref TEXT,
-    sha TEXT,
-    closure TEXT NOT NULL,
-    fingerprint TEXT NOT NULL,
-    labels TEXT NOT NULL,
-    state TEXT NOT NULL,
-    max_attempts INTEGER NOT NULL DEFAULT 2,
-    registered_at DOUBLE PRECISION NOT NULL,
-    UNIQUE (name, version)
-);
-CREATE TABLE IF NOT EXISTS runs (
-    id {pk},
-    flow_name TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    parameters TEXT NOT NULL,
-    state TEXT NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    max_attempts INTEGER NOT NULL DEFAULT 2,
-    agent TEXT,
-    heartbeat DOUBLE PRECISION,
-    created_at DOUBLE PRECISION NOT NULL,
-    due_at DOUBLE PRECISION NOT NULL,
-    started_at DOUBLE PRECISION,
-    finished_at DOUBLE PRECISION,
-    error TEXT,
-    logs TEXT
-);
-CREATE INDEX IF NOT EXISTS runs_state_due ON runs (state, due_at);
-"""
-
 
 @dataclass
 class FlowVersion:
@@ -105,6 +67,7 @@ class Run:
     logs: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     unreadable: str | None = None  # why the stored row could not be read (then parameters are empty)
+    lease: float | None = None  # seconds without a heartbeat after which the run is reaped (set by claim)
 
 
 class UnreadableRowError(GitflowsError):
@@ -136,6 +99,10 @@ class SQLiteDialect:
 
     def describe(self) -> str:
         return f"sqlite:///{self.path}"
+
+    def table_exists(self, conn: Any, table: str) -> bool:
+        return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)).fetchone() \
+            is not None
 
     def disconnected(self, exc: BaseException) -> bool:
         return False
@@ -183,6 +150,10 @@ class PostgresDialect:
         state = getattr(exc, "sqlstate", None)  # None: the client lost the socket; 08xxx, 57P0x: the server says so
         return state is None or state.startswith("08") or state in ("57P01", "57P02", "57P03")
 
+    def table_exists(self, conn: Any, table: str) -> bool:
+        return conn.execute("SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema() "
+                            "AND table_name = %s", (table,)).fetchone() is not None
+
     def describe(self) -> str:
         """scheme://host:port/database: never the user name, the password or the query string."""
         return describe_postgres_url(self.url)
@@ -210,10 +181,13 @@ class Registry:
     # -- plumbing -------------------------------------------------------------------
     def conn(self) -> Any:
         if self._conn is None:
-            self._conn = self.dialect.connect()
-            for statement in SCHEMA.format(pk=self.dialect.pk).split(";"):
-                if statement.strip():
-                    self._retry(lambda s=statement: self._conn.execute(s))
+            conn = self.dialect.connect()
+            try:
+                self._retry(lambda: ensure_schema(conn, self.dialect))
+            except BaseException:
+                conn.close()
+                raise
+            self._conn = conn
             self._connected_once = True
         return self._conn
 
@@ -372,7 +346,7 @@ class Registry:
 
     # -- runs -------------------------------------------------------------------------
     _RCOLS = ("id, flow_name, version, parameters, state, attempts, max_attempts, agent, heartbeat, created_at, due_at, "
-              "started_at, finished_at, error, logs")
+              "started_at, finished_at, error, logs, lease")
 
     def _run(self, row: Sequence[Any]) -> Run:
         try:
@@ -382,7 +356,7 @@ class Registry:
         return Run(id=row[0], flow_name=row[1], version=row[2], parameters=parameters, state=row[4],
                    attempts=row[5], max_attempts=row[6], agent=row[7], heartbeat=row[8], created_at=row[9],
                    due_at=row[10], started_at=row[11], finished_at=row[12], error=row[13], logs=row[14],
-                   unreadable=unreadable)
+                   lease=row[15], unreadable=unreadable)
 
     def create_run(self, name: str, version: int | None = None, parameters: dict[str, Any] | None = None) -> Run:
         v = self.get_version(name, version)
@@ -412,11 +386,12 @@ class Registry:
                           "LIMIT ?", (time.time(), limit)).fetchall()
         return [self._run(r) for r in rows]
 
-    def claim(self, run_id: int, agent: str) -> bool:
-        """Take a scheduled run for *agent*; True for exactly one caller."""
+    def claim(self, run_id: int, agent: str, lease: float | None = None) -> bool:
+        """Take a scheduled run for *agent*; True for exactly one caller. *lease* (seconds) is stored on
+        the run: whoever reaps it applies that lease, not its own."""
         cur = self._retry(lambda: self._exec(
-            "UPDATE runs SET state = 'claimed', agent = ?, heartbeat = ?, attempts = attempts + 1 "
-            "WHERE id = ? AND state = 'scheduled'", (agent, time.time(), run_id)))
+            "UPDATE runs SET state = 'claimed', agent = ?, heartbeat = ?, lease = ?, attempts = attempts + 1 "
+            "WHERE id = ? AND state = 'scheduled'", (agent, time.time(), lease, run_id)))
         return bool(cur.rowcount == 1)
 
     def heartbeat(self, run_id: int, agent: str) -> bool:
@@ -426,9 +401,12 @@ class Registry:
             (time.time(), run_id, agent)))
         return bool(cur.rowcount == 1)
 
-    def start(self, run_id: int, agent: str) -> None:
-        self._retry(lambda: self._exec("UPDATE runs SET state = 'running', started_at = ?, heartbeat = ? "
-                                       "WHERE id = ? AND agent = ?", (time.time(), time.time(), run_id, agent)))
+    def start(self, run_id: int, agent: str) -> bool:
+        """Mark a claimed run running; False when it is no longer *agent*'s (reaped meanwhile)."""
+        cur = self._retry(lambda: self._exec(
+            "UPDATE runs SET state = 'running', started_at = ?, heartbeat = ? WHERE id = ? AND agent = ? "
+            "AND state = 'claimed'", (time.time(), time.time(), run_id, agent)))
+        return bool(cur.rowcount == 1)
 
     def finish(self, run_id: int, agent: str, state: str, error: str | None = None, logs: str | None = None) -> bool:
         error, logs = storable_text(error), storable_text(logs)
@@ -444,17 +422,19 @@ class Registry:
             "WHERE id = ? AND agent = ?", (time.time() + seconds, storable_text(note), run_id, agent)))
 
     def reap(self, lease: float) -> list[tuple[int, str]]:
-        """Runs whose agent stopped heartbeating for *lease* seconds: rescheduled, or lost when out of attempts."""
+        """Runs whose agent stopped heartbeating for longer than the lease the run was claimed with
+        (*lease* for runs claimed without one): rescheduled, or lost when out of attempts."""
         return self._reconnecting(self._reap_once, lease)  # type: ignore[no-any-return]
 
     def _reap_once(self, lease: float) -> list[tuple[int, str]]:
-        cutoff = time.time() - lease
+        now = time.time()
         changed: list[tuple[int, str]] = []
         with self._tx("gitflows:reap"):
-            rows = self._exec("SELECT id, attempts, max_attempts, agent FROM runs WHERE state IN ('claimed', 'running') "
-                              "AND heartbeat < ?", (cutoff,)).fetchall()
-            for run_id, attempts, max_attempts, agent in rows:
-                note = f"agent {agent} stopped heartbeating (lease {lease:.0f}s expired) on attempt {attempts}"
+            rows = self._exec("SELECT id, attempts, max_attempts, agent, COALESCE(lease, ?) FROM runs "
+                              "WHERE state IN ('claimed', 'running') AND heartbeat + COALESCE(lease, ?) < ?",
+                              (lease, lease, now)).fetchall()
+            for run_id, attempts, max_attempts, agent, run_lease in rows:
+                note = f"agent {agent} stopped heartbeating (lease {run_lease:g}s expired) on attempt {attempts}"
                 if attempts < max_attempts:
                     self._exec("UPDATE runs SET state = 'scheduled', agent = NULL, due_at = ?, error = ? WHERE id = ?",
                                (time.time(), note, run_id))

@@ -5,8 +5,18 @@ process (``python -m gitflows.child``) whose environment is this process's plus 
 loads the flow through the storage exactly as an agent does — pinned commit, verified files,
 verified pickles — resolves the storage's ``secrets`` (see :mod:`gitflows.context`), runs the
 flow, and reports back. Its output is streamed into a bounded buffer (the last ``max_log``
-characters are kept) with every secret masked. The child's whole process group is killed on
-timeout, and the child ends itself if this process dies.
+characters are kept) with every secret masked.
+
+The child is the leader of its own process group, and nothing it starts outlives the run:
+
+* on timeout, or when *tick* says the run is no longer this process's (an agent whose lease was
+  taken over), the whole group is killed at once;
+* the child holds the read end of a pipe whose write end only this process has: when this process
+  dies (SIGKILL, OOM), the pipe closes and the child kills its group;
+* with ``keepalive`` (the agent passes 90% of its lease), this process writes to that pipe after
+  every successful *tick*; a child not fed for ``keepalive`` seconds — its agent stalled (SIGSTOP, a
+  VM pause) or cut off from the registry, so its lease may be reaped and the run started elsewhere —
+  kills its group rather than run twice.
 
 The Docker storage returns its own runner, with the same ``run(env)``, that runs the flow inside
 a container of its image.
@@ -40,6 +50,7 @@ class RunResult:
     logs: str = ""
     returncode: int | None = None
     tasks: dict[str, str] = field(default_factory=dict)
+    lost: bool = False  # stopped because the run was no longer this process's to run
 
     def is_successful(self) -> bool:
         return self.state == "success"
@@ -80,10 +91,14 @@ class ChildProcessRunner:
                 f"flow={self.flow_name!r})")
 
     def run(self, env: Mapping[str, str] | None = None, *, timeout: float | None = None,
-            tick: Callable[[], object] | None = None, tick_every: float = 5.0,
-            echo: Callable[[str], object] | None = None) -> RunResult:
-        """Run the flow with *env* added to the environment. *tick* is called every *tick_every* seconds
-        while it runs (an agent heartbeats there); *echo* receives each output line as it comes."""
+            tick: Callable[[], bool | None] | None = None, tick_every: float = 5.0,
+            keepalive: float | None = None, echo: Callable[[str], object] | None = None) -> RunResult:
+        """Run the flow with *env* added to the environment; *echo* receives each output line as it comes.
+
+        *tick* is called every *tick_every* seconds while the flow runs (an agent heartbeats there). It
+        returns True when the run is still this process's (the child's *keepalive* is fed), False when
+        it is not (the child's group is killed at once, the result is ``failed`` with ``lost=True``), or
+        None when it cannot tell (nothing changes; the keepalive runs down)."""
         bad = [k for k, v in (env or {}).items() if not isinstance(k, str) or not isinstance(v, str)]
         if bad:
             from gitflows.errors import WrongTypeError
@@ -91,40 +106,54 @@ class ChildProcessRunner:
             raise WrongTypeError(f"run(env): environment variables are str -> str; bad entries: {bad!r}")
         with tempfile.TemporaryDirectory(prefix="gitflows-run-") as tmp:
             spec, result = os.path.join(tmp, "spec.json"), os.path.join(tmp, "result.json")
+            watch_read, watch_write = os.pipe()
             with open(spec, "w", encoding="utf-8") as fh:
                 json.dump({"storage": self.storage_data, "flow_name": self.flow_name,
-                           "flow_location": self.flow_location, "parameters": self.parameters}, fh)
+                           "flow_location": self.flow_location, "parameters": self.parameters,
+                           "watch_fd": watch_read, "keepalive": keepalive}, fh)
             child_env = dict(os.environ)
             child_env.update(env or {})
-            proc = subprocess.Popen([sys.executable, "-m", "gitflows.child", spec, result], stdout=subprocess.PIPE,
-                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=child_env,
-                                    start_new_session=True)
+            try:
+                proc = subprocess.Popen([sys.executable, "-m", "gitflows.child", spec, result],
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                        env=child_env, start_new_session=True, pass_fds=(watch_read,))
+            except BaseException:
+                os.close(watch_write)
+                raise
+            finally:
+                os.close(watch_read)
             tail = _Tail(self.max_log)
             reader = threading.Thread(target=self._read, args=(proc, tail, echo), daemon=True)
             reader.start()
             deadline = None if timeout is None else time.monotonic() + timeout
-            timed_out = False
+            stopped: str | None = None
+            lost = False
             try:
                 while proc.poll() is None:
                     if deadline is not None and time.monotonic() > deadline:
-                        timed_out = True
+                        stopped = f"timed out after {timeout:.0f}s"
                         break
-                    if tick is not None:
-                        tick()
+                    held = tick() if tick is not None else True
+                    if held is False:
+                        stopped, lost = "stopped: the run is no longer this agent's (its lease was taken over)", True
+                        break
+                    if held:
+                        _feed(watch_write)
                     wait = tick_every if deadline is None else max(0.01, min(tick_every, deadline - time.monotonic()))
                     try:
                         proc.wait(wait)
                     except subprocess.TimeoutExpired:
                         pass
             finally:
-                if proc.poll() is None or timed_out:
+                if proc.poll() is None or stopped:
                     _kill_group(proc)
+                os.close(watch_write)
                 proc.wait()
                 # a detached grandchild may hold the pipe open: do not wait for it forever
                 reader.join(2)
             logs = redact(tail.text())
-            if timed_out:
-                return RunResult("failed", f"timed out after {timeout:.0f}s", logs, proc.returncode)
+            if stopped:
+                return RunResult("failed", stopped, logs, proc.returncode, lost=lost)
             try:
                 with open(result, encoding="utf-8") as fh:
                     outcome = json.load(fh)
@@ -143,6 +172,15 @@ class ChildProcessRunner:
             tail.add(line)
             if echo is not None:
                 echo(line.rstrip("\n"))
+
+
+def _feed(fd: int) -> None:
+    """One keepalive byte to the child (never blocks: a child that stopped reading is being killed)."""
+    try:
+        os.set_blocking(fd, False)
+        os.write(fd, b".")
+    except (BlockingIOError, BrokenPipeError):
+        pass
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:

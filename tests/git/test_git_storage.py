@@ -240,3 +240,51 @@ def test_retry_after_from_the_server_is_not_slept_by_the_http_library(tmp_path, 
     assert elapsed < 20, f"slept {elapsed:.0f}s"
     assert f"127.0.0.1:{server.server_port}" in str(info.value)
     assert 1 <= len(hits) <= 6  # gitflows' attempts, not urllib3's on top
+
+
+@pytest.mark.parametrize("status", [401, 403, 404, 500])
+def test_a_git_server_echoing_the_token_never_has_it_carried_by_the_error(tmp_path, monkeypatch, status):
+    """A server (or a proxy) answering with the request echoed back: the token raw and in the Basic
+    header. The error a user gets carries it nowhere: message, args, chained exceptions."""
+    import base64
+    import http.server
+    import threading
+
+    from gitflows.errors import GitflowsError
+
+    from ..conftest import assert_secret_not_carried
+
+    token = "glpat-EchoedT0kenValue0123456789"
+    monkeypatch.setenv("GIT_TOKEN", token)
+    monkeypatch.setenv("GITFLOWS_RETRY_BACKOFF", "0.01")
+    seen = []
+
+    class Echo(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            seen.append(self.headers.get("Authorization", ""))
+            basic = base64.b64encode(f"oauth2:{token}".encode()).decode()
+            body = (f"denied: you sent {self.headers.get('Authorization')} (also Basic {basic}, token {token})"
+                    ).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_POST = do_GET  # noqa: N815
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        storage = Git(flow_path="flows/etl.py", repo="acme/flows", repo_host=f"http://127.0.0.1:{server.server_port}",
+                      git_token_secret_name="GIT_TOKEN", git_token_username="oauth2")
+        with pytest.raises(GitflowsError) as info:
+            storage.get_flow()
+    finally:
+        server.shutdown()
+    assert seen and all(h.startswith("Basic ") for h in seen)  # the token did reach the server, in a header
+    assert f"127.0.0.1:{server.server_port}" in str(info.value)
+    assert_secret_not_carried(token, info.value)

@@ -70,11 +70,9 @@ def assert_secret_hidden(secret: str, *, error: BaseException | None = None, cap
     """The token value never appears in what a user or a log sees."""
     texts = [extra]
     if error is not None:
-        texts += [str(error), repr(error)]
-        cause = error.__cause__ or error.__context__
-        while cause is not None:
-            texts.append(str(cause))
-            cause = cause.__cause__ or cause.__context__
+        from ..conftest import assert_secret_not_carried
+
+        assert_secret_not_carried(secret, error)
     if caplog is not None:
         texts.append(caplog.text)
     if storage is not None:

@@ -189,3 +189,21 @@ def test_warm_load_imports_no_http_library(backend, source, tmp_path):
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == []
+
+
+@pytest.mark.parametrize("status", [401, 403, 404, 418, 500])
+def test_a_server_echoing_the_token_never_has_it_carried_by_the_error(backend, debug_logs, status):
+    """Servers (and proxies in front of them) echo requests in error bodies: the token raw, in a URL, in
+    the Basic header. Neither the error, its args and attributes, nor any exception chained to it
+    (suppressed context included) carries it."""
+    import base64
+
+    basic = base64.b64encode(f"x-access-token:{TOKEN}".encode()).decode()
+    echo = (f"bad request: Authorization: Bearer {TOKEN}; Authorization: Basic {basic}; "
+            f"url=https://127.0.0.1/api?access_token={TOKEN}")
+    backend.fake.fail(backend.resolve, status, {"message": echo, "error": echo}, times=50)
+    storage = backend.make(ref="trunk")
+    with pytest.raises(Exception) as err:
+        storage.get_flow(flow_name="etl")
+    assert str(status) in str(err.value) or "no answer" in str(err.value)
+    assert_secret_hidden(TOKEN, error=err.value, caplog=debug_logs, storage=storage)

@@ -85,3 +85,37 @@ def open_url() -> str:
     import os
 
     return os.environ["GITFLOWS_REGISTRY"]
+
+
+def test_a_script_that_hangs_at_import_is_stopped_and_the_others_are_registered(repo, tmp_path):
+    helper_pid = tmp_path / "helper.pid"
+    commit(repo, {
+        "flows/a_hangs.py": flow_script("hangs", "flows/a_hangs.py", prelude=(
+            "import subprocess, time\n"
+            f"open({str(helper_pid)!r}, 'w').write(str(subprocess.Popen(['sleep', '300']).pid))\n"
+            "time.sleep(300)\n")),
+        "flows/b_etl.py": flow_script("etl", "flows/b_etl.py"),
+    })
+    import time
+
+    began = time.monotonic()
+    result = run_cli("register", "--confirmed", cwd=repo, env={"GITFLOWS_SCRIPT_TIMEOUT": "2"})
+    assert time.monotonic() - began < 30
+    assert "flows/b_etl.py: etl: registered: version 1" in result.stdout, result.stdout + result.stderr
+    line = next((x for x in result.stdout.splitlines() if x.startswith("flows/a_hangs.py")), "")
+    assert "not registered" in line and "took longer than 2s" in line and "GITFLOWS_SCRIPT_TIMEOUT" in line, \
+        result.stdout + result.stderr
+    assert registered(open_url()) == ["etl"]
+    pid = int(helper_pid.read_text())
+    import os
+
+    assert not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split(")")[-1].split()[0] == "Z", \
+        "the hanging script's own subprocess outlived it"
+
+
+def test_a_bad_script_timeout_is_one_line(repo):
+    commit(repo, {"flows/b_etl.py": flow_script("etl", "flows/b_etl.py")})
+    result = run_cli("register", "--confirmed", cwd=repo, env={"GITFLOWS_SCRIPT_TIMEOUT": "soon"})
+    assert result.returncode == 2
+    assert result.stderr.strip() == ("error: GITFLOWS_SCRIPT_TIMEOUT='soon': expected a positive number of seconds, "
+                                     "e.g. 120")
