@@ -13,7 +13,7 @@ import re
 from typing import Any
 
 from gitflows.errors import AuthenticationError, GitflowsError, IntegrityError, NotFoundError
-from gitflows.redact import register_basic_auth, register_secret
+from gitflows.redact import redact, register_basic_auth, register_secret
 
 MANIFEST_TYPES = ("application/vnd.oci.image.manifest.v1+json",
                   "application/vnd.docker.distribution.manifest.v2+json")
@@ -53,8 +53,11 @@ class RegistryClient:
                 response = self.session.request(method, url, headers=headers, auth=None if self._token else self._basic,
                                                 timeout=120, **kwargs)
             except requests.RequestException as exc:
-                raise GitflowsError(f"{self.label()}: {method} {path.split('?')[0]}: no answer "
-                                    f"({type(exc).__name__})") from None
+                failed = type(exc).__name__
+            else:
+                failed = None
+            if failed is not None:  # raised outside the handler: the library's exception is not carried along
+                raise GitflowsError(f"{self.label()}: {method} {path.split('?')[0]}: no answer ({failed})")
             if response.status_code == 401 and attempt == 0 and self._bearer(response):
                 continue
             break
@@ -85,7 +88,7 @@ class RegistryClient:
         if response.status_code == 404:
             raise NotFoundError(f"{self.label()}: {what}: not found")
         if response.status_code >= 400:
-            raise GitflowsError(f"{self.label()}: {what}: HTTP {response.status_code}: {response.text[:200]}")
+            raise GitflowsError(f"{self.label()}: {what}: HTTP {response.status_code}: {redact(response.text[:200])}")
         return response
 
     # -- reading ---------------------------------------------------------------------------
