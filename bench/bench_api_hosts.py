@@ -5,7 +5,12 @@ times include real HTTP round trips on loopback but no internet latency: on a re
 request costs one more round trip (typically 50-300 ms), which is why the request counts matter.
 CodeCommit's fake answers inside botocore (no HTTP), so only its call counts are comparable.
 
-Run: .venv/bin/python bench/bench_api_hosts.py
+Then, for repositories of 100, 5,000 and 30,000 files (the flow plus unrelated modules spread over
+~500 folders, some beside the flow), the cold load of the pinned script on every host next to what
+Prefect 1.4.1 did for the same script (one file, no siblings, no verification): the requests must
+not grow with the repository.
+
+Run: .venv/bin/python bench/bench_api_hosts.py [SIZE ...]   (default sizes: 100 5000 30000)
 """
 
 from __future__ import annotations
@@ -86,8 +91,68 @@ def prefect1_github(base):
     r.get_contents("flows/etl.py", ref=commit.sha).decoded_content
 
 
+def padded(size: int) -> dict[str, str]:
+    """FLOW_WITH_HELPERS plus unrelated modules up to *size* files, over ~500 folders (some beside the flow)."""
+    files = dict(FLOW_WITH_HELPERS)
+    for i in range(size - len(files)):
+        folder = ["flows", "flows/lib", f"pkg{i % 97}", f"pkg{i % 97}/sub{i % 5}", "docs"][i % 5]
+        files[f"{folder}/m{i}.py"] = f"X = {i}\n"
+    return files
+
+
+def prefect1_gitlab(base, sha):
+    """Prefect 1's GitLab storage: the project, then the file (python-gitlab)."""
+    import gitlab
+
+    project = gitlab.Gitlab(base, private_token=TOKEN).projects.get("acme/flows")
+    project.files.get(file_path="flows/etl.py", ref=sha).decode()
+
+
+def prefect1_bitbucket_server(base, sha):
+    """Prefect 1's Bitbucket storage (Server): one raw read of the file."""
+    import requests
+
+    requests.get(f"{base}/rest/api/1.0/projects/ACME/repos/flows/raw/flows/etl.py", params={"at": sha},
+                 headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30).raise_for_status()
+
+
+def by_size(sizes: list[int], tmp: Path) -> list[tuple[int, str, str, int, float]]:
+    rows = []
+    for size in sizes:
+        big = GitRepo(tmp / f"repo-{size}", default_branch="trunk")
+        sha = big.commit(padded(size))
+        gh, _ = serve(lambda base, r=big: FakeGitHub(NO_MOCK, r, base=base + "/api/v3", token=TOKEN))
+        gl, _ = serve(lambda base, r=big: FakeGitLab(NO_MOCK, r, base=base, token=TOKEN))
+        bs, _ = serve(lambda base, r=big: FakeBitbucketServer(NO_MOCK, r, base=base, token=TOKEN))
+        bc, _ = serve(lambda base, r=big: FakeBitbucketCloud(NO_MOCK, r, base=base, username="robot-user",
+                                                               password=TOKEN))
+        cases = [
+            ("GitHub", gh, lambda: GitHub("acme/flows", "flows/etl.py", ref=sha, access_token_secret="BENCH_TOKEN",
+                                          base_url=gh.base).get_flow(flow_name="etl"),
+             lambda: prefect1_github(gh.base)),
+            ("GitLab", gl, lambda: GitLab("acme/flows", host=gl.base, path="flows/etl.py", ref=sha,
+                                          access_token_secret="BENCH_TOKEN").get_flow(flow_name="etl"),
+             lambda: prefect1_gitlab(gl.base, sha)),
+            ("Bitbucket Server", bs, lambda: Bitbucket("ACME", "flows", host=bs.base, path="flows/etl.py", ref=sha,
+                                                       access_token_secret="BENCH_TOKEN").get_flow(flow_name="etl"),
+             lambda: prefect1_bitbucket_server(bs.base, sha)),
+            ("Bitbucket Cloud", bc, lambda: Bitbucket("ACME", "flows", workspace="acme", host=bc.base,
+                                                      path="flows/etl.py", ref=sha, cloud_username_secret="BENCH_USER",
+                                                      cloud_app_password_secret="BENCH_TOKEN").get_flow(flow_name="etl"),
+             None),
+        ]
+        for name, fake, ours, theirs in cases:
+            t, n = measure(cold(ours), fake)
+            rows.append((size, name, "gitflows, cold, pinned SHA", n, t))
+            if theirs is not None:
+                t, n = measure(theirs, fake)
+                rows.append((size, name, "Prefect 1.4.1 (script only)", n, t))
+    return rows
+
+
 def main() -> None:
     global repo
+    sizes = [int(a) for a in sys.argv[1:]] or [100, 5_000, 30_000]
     tmp = Path(tempfile.mkdtemp())
     os.environ["GITFLOWS_CACHE_DIR"] = str(tmp / "cache")
     os.environ["BENCH_TOKEN"] = TOKEN
@@ -128,6 +193,10 @@ def main() -> None:
     for host, case, n, t in rows:
         shown = f"{t * 1e3:.1f} ms" if t >= 1e-3 else f"{t * 1e6:.0f} µs"
         print(f"{host:<20} {case:<34} {n:>8} {shown:>11}")
+    print("\ncold load of the pinned script by repository size\n")
+    print(f"{'files':>6} {'host':<18} {'case':<30} {'requests':>8} {'median':>11}")
+    for size, host, case, n, t in by_size(sizes, tmp):
+        print(f"{size:>6} {host:<18} {case:<30} {n:>8} {t * 1e3:>8.1f} ms", flush=True)
     shutil.rmtree(tmp, ignore_errors=True)
 
 

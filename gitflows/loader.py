@@ -40,6 +40,7 @@ from gitflows.cache import Cache, git_blob_id
 from gitflows.errors import ConfigurationError, IntegrityError, PathNotFoundError, ScriptError
 from gitflows.flow import Flow, select_flow
 from gitflows.hosts import Host
+from gitflows.hosts.listing import FolderListing
 from gitflows.imports import local_closure, safe_relpath
 from gitflows.redact import get_logger
 from gitflows.script import extract_flows
@@ -121,84 +122,117 @@ def _closure(host: Host, path: str, sha: str, cache: Cache, expected: Closure | 
 
 
 def _walk(host: Host, path: str, sha: str, cache: Cache, extra: Sequence[str]) -> tuple[Closure, dict[str, bytes]]:
-    label = host.label()
-    listing = host.tree(sha)
-    if listing is not None and path not in listing:
-        nearby = sorted(p for p in listing if posixpath.dirname(p) == posixpath.dirname(path) and p.endswith(".py"))
-        hint = f"; Python files in {posixpath.dirname(path) or 'the root'}/: {', '.join(nearby[:10])}" if nearby else ""
-        raise PathNotFoundError(f"{label}: {path} does not exist at commit {sha}{hint}")
-    files: dict[str, bytes] = {}
-    missing: set[str] = set()
+    """Discover the closure of *path* at *sha* by walking its imports (see :class:`_Discovery`)."""
+    walk = _Discovery(host, path, sha, cache)
+    walk.require(path)
+    paths = local_closure(path, read=walk.read, exists=walk.exists, extra=extra, prefetch=walk.prefetch)
+    for rel in paths:  # explicitly listed data files are read too
+        walk.read(rel)
+    closure = [(rel, git_blob_id(walk.files[rel])) for rel in paths]
+    cache.put_json(_manifest_key(host, sha, path, extra), {"closure": closure})
+    return closure, {rel: walk.files[rel] for rel in paths}
 
-    max_depth, max_bytes = _limit(DEPTH_ENV, MAX_DEPTH), _limit(BYTES_ENV, MAX_BYTES)
-    walked = {"levels": -1, "bytes": 0}
 
-    def keep(rel: str, data: bytes) -> None:
-        walked["bytes"] += len(data)
-        if walked["bytes"] > max_bytes:
-            raise ScriptError(f"{label}: {path} at commit {sha}: the files it needs exceed {max_bytes} bytes (at "
-                              f"{rel}); set {BYTES_ENV} to allow more")
-        files[rel] = data
+class _Discovery:
+    """One walk of a script's imports at one commit.
 
-    def store(rel: str, data: bytes) -> None:
-        blob = listing.get(rel) if listing is not None else None
-        if blob:
-            _verify(label, rel, sha, data, blob, "the host's tree listing")
-        keep(rel, data)
-        cache.put_blob(data)
+    Existence comes from the host's listing (listed folder by folder, only where import resolution
+    looks, so the cost does not grow with the repository); contents from the cache when it has the
+    blob, else from the host — one batch per level of imports (``read_many``) — and every file the
+    listing gives a blob id for is verified against it. Bounds: import depth and total bytes."""
 
-    def read(rel: str) -> bytes:
-        if rel in files:
-            return files[rel]
-        blob = listing.get(rel) if listing is not None else None
-        data = cache.get_blob(blob) if blob else None
-        if data is not None:
-            keep(rel, data)
-            return data
-        store(rel, host.read(rel, sha, blob))
-        return files[rel]
+    def __init__(self, host: Host, script: str, sha: str, cache: Cache) -> None:
+        self.host, self.sha, self.cache, self.label = host, sha, cache, host.label()
+        self.where = f"{self.label}: {script} at commit {sha}"
+        self.listing = host.tree(sha)
+        self.files: dict[str, bytes] = {}
+        self.missing: set[str] = set()
+        self.levels, self.total = -1, 0
+        self.max_depth, self.max_bytes = _limit(DEPTH_ENV, MAX_DEPTH), _limit(BYTES_ENV, MAX_BYTES)
 
-    def prefetch(paths: list[str]) -> None:
-        walked["levels"] += 1  # called once for the script, then once per level of imports
-        if walked["levels"] > max_depth:
-            raise ScriptError(f"{label}: {path} at commit {sha}: its imports of repository modules nest deeper "
-                              f"than {max_depth} levels (at {', '.join(paths[:3])}); flatten the chain or set "
-                              f"{DEPTH_ENV}")
-        if not hasattr(host, "read_many") or listing is None:
+    def require(self, path: str) -> None:
+        """*path* must exist (the script): else a PathNotFoundError naming the Python files beside it."""
+        if self.exists(path):
             return
-        wanted = []
-        for rel in paths:
-            blob = listing.get(rel)
-            if rel in files or blob is None:
-                continue
-            data = cache.get_blob(blob)
-            if data is not None:
-                keep(rel, data)
-            else:
-                wanted.append((rel, sha, blob))
-        for rel, data in _read_many(host, wanted).items():
-            store(rel, data)
+        folder = posixpath.dirname(path)
+        if isinstance(self.listing, FolderListing):
+            beside = self.listing.files_in(folder)
+        else:
+            beside = sorted(p for p in self.listing or () if posixpath.dirname(p) == folder)
+        nearby = [p for p in beside if p.endswith(".py")]
+        hint = f"; Python files in {folder or 'the root'}/: {', '.join(nearby[:10])}" if nearby else ""
+        raise PathNotFoundError(f"{self.label}: {path} does not exist at commit {self.sha}{hint}")
 
-    def exists(rel: str) -> bool:
-        if listing is not None:
-            return rel in listing
-        if rel in files:
+    def _listed(self, rel: str) -> bool | None:
+        """Whether the listing has *rel*; None when it cannot tell (no listing, or a folder listed in part)."""
+        if self.listing is None:
+            return None
+        if rel in self.listing:
             return True
-        if rel in missing:
+        if isinstance(self.listing, FolderListing) and self.listing.uncertain(rel):
+            return None
+        return False
+
+    def _blob_id(self, rel: str) -> str | None:
+        return self.listing.get(rel) if self._listed(rel) else None
+
+    def exists(self, rel: str) -> bool:
+        listed = self._listed(rel)
+        if listed is not None:
+            return listed
+        if rel in self.files:
+            return True
+        if rel in self.missing:
             return False
         try:
-            read(rel)
+            self.read(rel)
             return True
         except PathNotFoundError:
-            missing.add(rel)
+            self.missing.add(rel)
             return False
 
-    paths = local_closure(path, read=read, exists=exists, extra=extra, prefetch=prefetch)
-    for rel in paths:  # explicitly listed data files are read too
-        read(rel)
-    closure = [(rel, git_blob_id(files[rel])) for rel in paths]
-    cache.put_json(_manifest_key(host, sha, path, extra), {"closure": closure})
-    return closure, {rel: files[rel] for rel in paths}
+    def read(self, rel: str) -> bytes:
+        if rel not in self.files:
+            blob = self._blob_id(rel)
+            data = self.cache.get_blob(blob) if blob else None
+            if data is not None:
+                self._keep(rel, data)
+            else:
+                self._store(rel, self.host.read(rel, self.sha, blob))
+        return self.files[rel]
+
+    def prefetch(self, paths: list[str]) -> None:
+        """Called once for the script, then once per level of imports: read what the cache lacks in one batch."""
+        self.levels += 1
+        if self.levels > self.max_depth:
+            raise ScriptError(f"{self.where}: its imports of repository modules nest deeper than {self.max_depth} "
+                              f"levels (at {', '.join(paths[:3])}); flatten the chain or set {DEPTH_ENV}")
+        wanted = []
+        for rel in paths:
+            if rel in self.files or not self._listed(rel):
+                continue  # already read, or existence unknown (read one by one when asked)
+            blob = self._blob_id(rel)
+            data = self.cache.get_blob(blob) if blob else None
+            if data is not None:
+                self._keep(rel, data)
+            else:
+                wanted.append((rel, self.sha, blob))
+        for rel, data in _read_many(self.host, wanted).items():
+            self._store(rel, data)
+
+    def _store(self, rel: str, data: bytes) -> None:
+        blob = self._blob_id(rel)
+        if blob:
+            _verify(self.label, rel, self.sha, data, blob, "the host's listing")
+        self._keep(rel, data)
+        self.cache.put_blob(data)
+
+    def _keep(self, rel: str, data: bytes) -> None:
+        self.total += len(data)
+        if self.total > self.max_bytes:
+            raise ScriptError(f"{self.where}: the files it needs exceed {self.max_bytes} bytes (at {rel}); set "
+                              f"{BYTES_ENV} to allow more")
+        self.files[rel] = data
 
 
 def _tree(host: Host, sha: str, cache: Cache, closure: Closure, files: dict[str, bytes],
@@ -247,14 +281,8 @@ def fetch_closure(host: Host, path: str, sha: str, cache: Cache, expected: Closu
 
 
 def _read_many(host: Host, items: list[tuple[str, str, str | None]]) -> dict[str, bytes]:
-    """Several files in one round trip where the host can (``read_many``), else one by one."""
-    if not items:
-        return {}
-    many = getattr(host, "read_many", None)
-    if many is not None:
-        result: dict[str, bytes] = many(items)
-        return result
-    return {rel: host.read(rel, sha, blob) for rel, sha, blob in items}
+    """Several files in as few round trips as the host can (its ``read_many``)."""
+    return host.read_many(items) if items else {}
 
 
 def _verify(label: str, path: str, sha: str, data: bytes, expected: str, source: str) -> None:

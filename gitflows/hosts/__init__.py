@@ -1,13 +1,25 @@
 """Hosts: where flow scripts live in a repository. One module per host, one protocol.
 
-A host is bound to one repository. It resolves refs to commit SHAs, lists a
-commit's files (with git blob ids where the host gives them), and reads a file
-at a commit. Everything else — closures, verification, caching, importing —
-is the shared loader's job (:mod:`gitflows.loader`).
+A host is bound to one repository. It resolves refs to commit SHAs, lists a commit's files (with
+git blob ids where the host gives them) and reads files at a commit. Everything else — closures,
+verification, caching, importing — is the shared loader's job (:mod:`gitflows.loader`).
+
+The contract:
+
+* **Hosts never verify.** They return what the server sent; the loader checks every file against
+  a blob id (the registered record, or the listing) before anything is used.
+* **``tree`` may be lazy.** API hosts return a :class:`~gitflows.hosts.listing.FolderListing` that
+  lists a folder only when the loader asks about a path in it, so a cold load costs the folders
+  import resolution looks into, not the repository's size.
+* **Errors** are :mod:`gitflows.errors` types naming the host and repository:
+  ``RepoNotFoundError`` (no such repository, or no access), ``RefNotFoundError`` (no such
+  branch, tag or commit), ``PathNotFoundError`` (no such file at that commit).
+* **Threads**: a host instance is used by one thread at a time; create one per thread.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Protocol
 
 
@@ -27,11 +39,26 @@ class Host(Protocol):
         """The full commit SHA of a branch, tag or (short) SHA; ``None`` means the default branch."""
         ...
 
-    def tree(self, sha: str) -> dict[str, str | None] | None:
-        """Every file path at commit *sha* mapped to its git blob id (None where the host omits it);
-        None when the host cannot list a tree cheaply."""
+    def tree(self, sha: str) -> Mapping[str, str | None] | None:
+        """Every file path at commit *sha* mapped to its git blob id (None where the host omits it),
+        possibly filled lazily; None when the host cannot list at all (the loader then reads paths)."""
         ...
 
     def read(self, path: str, sha: str, blob_id: str | None = None) -> bytes:
         """The bytes of *path* at commit *sha* (the host may fetch by *blob_id* when given)."""
         ...
+
+    def read_many(self, items: Iterable[tuple[str, str, str | None]]) -> dict[str, bytes]:
+        """Several files, ``[(path, sha, blob id or None)] -> {path: bytes}``, in as few round trips as
+        the host can (:class:`OneByOne` reads them in turn)."""
+        ...
+
+
+class OneByOne:
+    """The shared default ``read_many`` for hosts that cannot fetch several files in one request."""
+
+    def read(self, path: str, sha: str, blob_id: str | None = None) -> bytes:
+        raise NotImplementedError
+
+    def read_many(self, items: Iterable[tuple[str, str, str | None]]) -> dict[str, bytes]:
+        return {path: self.read(path, sha, blob) for path, sha, blob in items}

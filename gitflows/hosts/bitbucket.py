@@ -1,11 +1,14 @@
 """Bitbucket Server / Data Center (REST 1.0) and Bitbucket Cloud (REST 2.0), through atlassian-python-api.
 
-Neither API lists blob ids, so files are verified against the registered record (``build()``
-records each file's git blob id) rather than against the listing. Refs are found by listing
-branches, then tags, following every page (Prefect 1 looked at the first page only).
+Bitbucket Server's folder listing gives blob ids (``contentId``) and files are verified against
+it; Cloud's does not, so its files are verified against the registered record (``build()`` records
+each file's git blob id). Refs are found by listing branches, then tags, following every page
+(Prefect 1 looked at the first page only).
 
-Requests per cold load of a pinned SHA: the file listing (one per page) plus one raw read per
-file of the closure; a branch costs one listing request per page of matching branches.
+Requests per cold load of a pinned SHA: one folder listing per folder import resolution looks
+into (the root, the script's folder, the packages it imports from; one per page of that folder)
+plus one raw read per file of the closure, whatever the size of the repository; a branch costs
+one listing request per page of matching branches.
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ from gitflows.errors import (
     RefNotFoundError,
     RepoNotFoundError,
 )
+from gitflows.hosts import OneByOne
 from gitflows.hosts.http import HTTPFailure, RetryPolicy, call
+from gitflows.hosts.listing import Folder, FolderListing
 
 CLOUD_URL = "https://api.bitbucket.org"
 MAX_PAGES = 1000
@@ -42,7 +47,7 @@ def _message(response: Any) -> str:
     return ""
 
 
-class _BitbucketBase:
+class _BitbucketBase(OneByOne):
     """HTTP plumbing shared by the Server and Cloud hosts. The library's own Retry-After sleeping is off
     (it would sleep for as long as the server says): rate limits go through gitflows.hosts.http."""
 
@@ -116,6 +121,22 @@ class _BitbucketBase:
     def _check_repo(self) -> Any:
         raise NotImplementedError
 
+    def _list_folder(self, sha: str, folder: str) -> Folder | None:
+        raise NotImplementedError
+
+    def tree(self, sha: str) -> FolderListing:
+        """The commit's files, listed folder by folder as the loader asks (a missing root: no such commit)."""
+        return FolderListing(self._listing_or_missing, sha)
+
+    def _listing_or_missing(self, sha: str, folder: str) -> Folder | None:
+        try:
+            return self._list_folder(sha, folder)
+        except PathNotFoundError:
+            if folder:
+                return None
+            self._check_repo()  # raises RepoNotFoundError when the repository is what is missing
+            raise RefNotFoundError(f"{self.label()}: no commit {sha}") from None
+
     def resolve(self, ref: str | None) -> str:
         """Branches, then tags (every page), then the commit endpoint; None is the default branch."""
         if ref is None:
@@ -187,13 +208,28 @@ class BitbucketServerHost(_BitbucketBase):
     def _commit(self, ref: str) -> tuple[str, str]:
         return f"{self._base}/commits/{quote(ref, safe='')}", "id"
 
-    def tree(self, sha: str) -> dict[str, str | None] | None:
-        try:
-            return {p: None for p in self._pages(f"{self._base}/files", f"listing files at commit {sha}",
-                                                 {"at": sha}, RefNotFoundError)}
-        except RefNotFoundError:
-            self._check_repo()
-            raise
+    def _list_folder(self, sha: str, folder: str) -> Folder | None:
+        """``browse/<folder>?at=<sha>``: the folder's direct children, with blob ids (``contentId``)."""
+        listed = Folder()
+        path = f"{self._base}/browse/{quote(folder)}" if folder else f"{self._base}/browse"
+        start = 0
+        for _ in range(MAX_PAGES):
+            page = self._get(path, f"listing {folder or 'the root'}/ at commit {sha}", PathNotFoundError,
+                             params={"at": sha, "start": start, "limit": 1000})
+            children = page.get("children")
+            if not isinstance(children, dict):
+                return None  # a file, not a folder
+            for child in children.get("values", []):
+                name = "/".join(child.get("path", {}).get("components", []))
+                rel = f"{folder}/{name}" if folder else name
+                if child.get("type") == "DIRECTORY":
+                    listed.folders.add(rel)
+                elif child.get("type") == "FILE":
+                    listed.files[rel] = child.get("contentId")
+            if children.get("isLastPage", True) or children.get("nextPageStart") is None:
+                return listed
+            start = children["nextPageStart"]
+        return listed
 
     def read(self, path: str, sha: str, blob_id: str | None = None) -> bytes:
         data: bytes = self._get(f"{self._base}/raw/{quote(path)}", f"reading {path} at commit {sha}",
@@ -252,17 +288,17 @@ class BitbucketCloudHost(_BitbucketBase):
     def _commit(self, ref: str) -> tuple[str, str]:
         return f"{self._base}/commit/{quote(ref, safe='')}", "hash"
 
-    def tree(self, sha: str) -> dict[str, str | None] | None:
-        files: dict[str, str | None] = {}
-        try:
-            for item in self._pages(f"{self._base}/src/{sha}/", f"listing files at commit {sha}",
-                                    {"max_depth": 50, "pagelen": 100}, RefNotFoundError):
-                if item.get("type") == "commit_file":
-                    files[item["path"]] = None
-        except RefNotFoundError:
-            self._check_repo()
-            raise
-        return files
+    def _list_folder(self, sha: str, folder: str) -> Folder | None:
+        """``src/<sha>/<folder>/``: the folder's direct entries (the API gives no blob ids)."""
+        listed = Folder()
+        path = f"{self._base}/src/{sha}/{quote(folder)}/" if folder else f"{self._base}/src/{sha}/"
+        for item in self._pages(path, f"listing {folder or 'the root'}/ at commit {sha}", {"pagelen": 100},
+                                PathNotFoundError):
+            if item.get("type") == "commit_directory":
+                listed.folders.add(str(item["path"]).rstrip("/"))
+            elif item.get("type") == "commit_file":
+                listed.files[str(item["path"])] = None
+        return listed
 
     def read(self, path: str, sha: str, blob_id: str | None = None) -> bytes:
         data: bytes = self._get(f"{self._base}/src/{sha}/{quote(path)}", f"reading {path} at commit {sha}",

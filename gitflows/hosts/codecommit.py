@@ -12,8 +12,7 @@ botocore's own retries are off; :mod:`gitflows.hosts.http` retries throttling an
 
 from __future__ import annotations
 
-import posixpath
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from gitflows.aws import AWSCredentials, split_client_options, translated
@@ -25,7 +24,9 @@ from gitflows.errors import (
     RefNotFoundError,
     RepoNotFoundError,
 )
+from gitflows.hosts import OneByOne
 from gitflows.hosts.http import RetryPolicy, call
+from gitflows.hosts.listing import Folder, FolderListing
 
 T = TypeVar("T")
 NOT_FOUND: dict[str, type[NotFoundError]] = {
@@ -41,7 +42,7 @@ NOT_FOUND: dict[str, type[NotFoundError]] = {
 }
 
 
-class CodeCommitHost:
+class CodeCommitHost(OneByOne):
     kind = "codecommit"
 
     def __init__(self, repo: str, client_options: Mapping[str, Any] | None = None,
@@ -109,21 +110,24 @@ class CodeCommitHost:
         self._folders[(sha, "")] = _listing(answer)
         return sha
 
-    def tree(self, sha: str) -> dict[str, str | None] | None:
-        return _LazyListing(self, sha)  # type: ignore[return-value]
+    def tree(self, sha: str) -> FolderListing:
+        """The commit's files, listed folder by folder (``GetFolder``) as the loader asks."""
+        return FolderListing(self._list_folder, sha)
 
-    def folder(self, sha: str, folder: str) -> tuple[dict[str, str], set[str]]:
+    def _list_folder(self, sha: str, folder: str) -> Folder | None:
         """The files directly in *folder* at *sha* with their blob ids, and its sub-folders' paths."""
         if (sha, folder) in self._folders:
-            return self._folders.pop((sha, folder))
+            files, subfolders = self._folders.pop((sha, folder))
+            return Folder(dict(files), subfolders)
         client = self.client()
         try:
             answer = self._call(lambda: client.get_folder(repositoryName=self.repo, commitSpecifier=sha,
                                                           folderPath="/" + folder),
                                 f"listing folder /{folder} at commit {sha}", PathNotFoundError)
         except PathNotFoundError:
-            return {}, set()
-        return _listing(answer)
+            return None
+        files, subfolders = _listing(answer)
+        return Folder(dict(files), subfolders)
 
     def read(self, path: str, sha: str, blob_id: str | None = None) -> bytes:
         client = self.client()
@@ -139,46 +143,3 @@ def _listing(answer: dict[str, Any]) -> tuple[dict[str, str], set[str]]:
     """(files with blob ids, sub-folder paths) from a ``GetFolder`` answer."""
     files = {f["absolutePath"].lstrip("/"): f["blobId"] for f in answer.get("files", [])}
     return files, {d["absolutePath"].strip("/") for d in answer.get("subFolders", [])}
-
-
-class _LazyListing(Mapping[str, str]):
-    """A commit's files, fetched one folder at a time as the loader asks about paths.
-
-    Folders are walked from the root, and a folder is only listed when its parent's listing says
-    it exists, so probing an import candidate such as ``flows/pandas/__init__.py`` costs nothing.
-    """
-
-    def __init__(self, host: CodeCommitHost, sha: str) -> None:
-        self._host, self._sha = host, sha
-        self._loaded: set[str] = set()
-        self._folders: set[str] = {""}
-        self._files: dict[str, str] = {}
-
-    def _load(self, path: str) -> None:
-        folder = posixpath.dirname(path)
-        parts = folder.split("/") if folder else []
-        for depth in range(len(parts) + 1):
-            current = "/".join(parts[:depth])
-            if current not in self._folders:
-                return  # the parent's listing says this folder does not exist
-            if current not in self._loaded:
-                self._loaded.add(current)
-                files, subfolders = self._host.folder(self._sha, current)
-                self._files.update(files)
-                self._folders.update(subfolders)
-
-    def __getitem__(self, path: str) -> str:
-        self._load(path)
-        return self._files[path]
-
-    def __contains__(self, path: object) -> bool:
-        if not isinstance(path, str):
-            return False
-        self._load(path)
-        return path in self._files
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(dict(self._files))
-
-    def __len__(self) -> int:
-        return len(self._files)

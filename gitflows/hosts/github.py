@@ -1,8 +1,10 @@
 """GitHub (and GitHub Enterprise) through PyGithub.
 
-Requests per cold load of a pinned SHA: one tree listing (``git/trees/<sha>?recursive=1``) plus
-one ``git/blobs/<id>`` per file of the closure; a branch or tag costs one more
-(``commits/<ref>``), the default branch two more (the repository, then its branch).
+Requests per cold load of a pinned SHA: one ``contents/<folder>?ref=<sha>`` listing per folder
+import resolution looks into (the root, the script's folder, the packages it imports from) plus
+one ``git/blobs/<id>`` per file of the closure, whatever the size of the repository; a branch or
+tag costs one more (``commits/<ref>``), the default branch two more (the repository, then its
+branch). A registered closure costs only the blob reads.
 PyGithub's own retries and its 0.25 s pause between requests are turned off: retries, backoff
 and rate limits are handled by :mod:`gitflows.hosts.http` for every host alike.
 """
@@ -22,13 +24,16 @@ from gitflows.errors import (
     RefNotFoundError,
     RepoNotFoundError,
 )
+from gitflows.hosts import OneByOne
 from gitflows.hosts.http import HTTPFailure, RetryPolicy, call
+from gitflows.hosts.listing import Folder, FolderListing
 
 DEFAULT_BASE_URL = "https://api.github.com"
+CONTENTS_LIMIT = 1000  # entries the contents API lists of one folder
 T = TypeVar("T")
 
 
-class GitHubHost:
+class GitHubHost(OneByOne):
     kind = "github"
 
     def __init__(self, repo: str, token: Callable[[], str | None], base_url: str | None = None,
@@ -102,18 +107,30 @@ class GitHubHost:
             self._check_repo()
             raise
 
-    def tree(self, sha: str) -> dict[str, str | None] | None:
+    def tree(self, sha: str) -> FolderListing:
+        """The commit's files, listed folder by folder (``contents/<folder>?ref=<sha>``) as the loader asks."""
+        return FolderListing(self._list_folder, sha)
+
+    def _list_folder(self, sha: str, folder: str) -> Folder | None:
         repo = self._repository()
         try:
-            tree = self._call(lambda: repo.get_git_tree(sha, recursive=True).raw_data,
-                              f"listing files at commit {sha}", RefNotFoundError, f"no commit {sha}",
-                              statuses=(404, 422))
+            found = self._call(lambda: repo.get_contents(folder, ref=sha), f"listing {folder or 'the root'}/ at "
+                               f"commit {sha}", PathNotFoundError if folder else RefNotFoundError, f"no commit {sha}",
+                               statuses=(404, 422))
+        except PathNotFoundError:
+            return None
         except RefNotFoundError:
             self._check_repo()
             raise
-        if tree.get("truncated"):
-            return None  # more than the API lists at once: read files one by one instead
-        return {e["path"]: e["sha"] for e in tree.get("tree", []) if e.get("type") == "blob"}
+        if not isinstance(found, list):
+            return None  # a file, not a folder
+        listed = Folder(complete=len(found) < CONTENTS_LIMIT)  # GitHub lists at most 1,000 entries of a folder
+        for entry in found:  # .type/.path/.sha come with the listing: reading them fetches nothing
+            if entry.type == "dir":
+                listed.folders.add(entry.path)
+            elif entry.type in ("file", "symlink"):
+                listed.files[entry.path] = entry.sha
+        return listed
 
     def read(self, path: str, sha: str, blob_id: str | None = None) -> bytes:
         repo = self._repository()

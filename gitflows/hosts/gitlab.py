@@ -1,7 +1,9 @@
 """GitLab (gitlab.com or self-managed) through python-gitlab.
 
-Requests per cold load of a pinned SHA: the recursive tree listing (one request per 100 entries)
-plus one raw blob per file of the closure; a branch or tag costs one more (``repository/commits/<ref>``),
+Requests per cold load of a pinned SHA: one ``repository/tree?path=<folder>`` listing per folder
+import resolution looks into (the root, the script's folder, the packages it imports from; one
+request per 100 entries of that folder) plus one raw blob per file of the closure, whatever the
+size of the repository; a branch or tag costs one more (``repository/commits/<ref>``),
 the default branch two more (the project, then its branch). python-gitlab's own rate-limit
 sleeping and transient retries are off: :mod:`gitflows.hosts.http` handles both for every host.
 """
@@ -20,7 +22,9 @@ from gitflows.errors import (
     RefNotFoundError,
     RepoNotFoundError,
 )
+from gitflows.hosts import OneByOne
 from gitflows.hosts.http import HTTPFailure, RetryPolicy, call
+from gitflows.hosts.listing import Folder, FolderListing
 
 DEFAULT_URL = "https://gitlab.com"
 T = TypeVar("T")
@@ -34,7 +38,7 @@ def base_url(host: str | None, default: str) -> str:
     return (host if "://" in host else f"https://{host}").rstrip("/")
 
 
-class GitLabHost:
+class GitLabHost(OneByOne):
     kind = "gitlab"
 
     def __init__(self, repo: str | int, token: Callable[[], str | None], host: str | None = None,
@@ -124,15 +128,30 @@ class GitLabHost:
             raise
         return str(commit.id)
 
-    def tree(self, sha: str) -> dict[str, str | None] | None:
+    def tree(self, sha: str) -> FolderListing:
+        """The commit's files, listed folder by folder (``repository/tree?path=<folder>``) as the loader asks."""
+        return FolderListing(self._list_folder, sha)
+
+    def _list_folder(self, sha: str, folder: str) -> Folder | None:
         project = self._proj()
+        options = {"path": folder} if folder else {}
         try:
-            entries = self._call(lambda: project.repository_tree(ref=sha, recursive=True, get_all=True, **NO_SLEEP),
-                                 f"listing files at commit {sha}", RefNotFoundError, f"no commit {sha}")
+            entries = self._call(lambda: project.repository_tree(ref=sha, recursive=False, get_all=True, per_page=100,
+                                                                 **options, **NO_SLEEP),
+                                 f"listing {folder or 'the root'}/ at commit {sha}",
+                                 PathNotFoundError if folder else RefNotFoundError, f"no commit {sha}")
+        except PathNotFoundError:
+            return None
         except RefNotFoundError:
             self._check_repo()
             raise
-        return {e["path"]: e["id"] for e in entries if e.get("type") == "blob"}
+        listed = Folder()
+        for entry in entries:
+            if entry.get("type") == "tree":
+                listed.folders.add(entry["path"])
+            elif entry.get("type") == "blob":
+                listed.files[entry["path"]] = entry["id"]
+        return listed
 
     def read(self, path: str, sha: str, blob_id: str | None = None) -> bytes:
         project = self._proj()

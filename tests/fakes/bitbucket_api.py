@@ -1,16 +1,18 @@
 """Fake Bitbucket Server (REST 1.0) and Cloud (REST 2.0) APIs answering from a real git repository.
 
 Server shapes: paged {"size","limit","isLastPage","values","start","nextPageStart"}, branches
-with latestCommit, files (paths only), raw, and {"errors":[{"context","message","exceptionName"}]}.
+with latestCommit, files (paths only), browse (a folder's direct children, paged, or a file's
+lines), raw, and {"errors":[{"context","message","exceptionName"}]}.
 Cloud shapes: repositories with mainbranch, refs/branches and refs/tags with target.hash and
-{"pagelen","values","page","next"} pagination, src listings and raw src, {"type":"error","error":{...}}.
+{"pagelen","values","page","next"} pagination, src listings of a folder (direct entries unless
+max_depth says deeper) and raw src, {"type":"error","error":{...}}.
 """
 
 from __future__ import annotations
 
 import base64
 import re
-from urllib.parse import unquote, urlencode
+from urllib.parse import quote, unquote, urlencode
 
 from .apis import FakeAPI, Reply, json_reply
 from .gitrepo import GitRepo
@@ -18,6 +20,17 @@ from .gitrepo import GitRepo
 
 def _server_error(status: int, message: str, exception: str) -> Reply:
     return json_reply(status, {"errors": [{"context": None, "message": message, "exceptionName": exception}]})
+
+
+def _server_path(path: str) -> dict:
+    """Bitbucket Server's Path object: {"components","parent","name","extension"?,"toString"}."""
+    components = [c for c in path.split("/") if c]
+    name = components[-1] if components else ""
+    body: dict = {"components": components, "parent": "/".join(components[:-1]), "name": name}
+    if "." in name and not name.endswith("."):
+        body["extension"] = name.rsplit(".", 1)[1]
+    body["toString"] = "/".join(components)
+    return body
 
 
 class FakeBitbucketServer(FakeAPI):
@@ -34,6 +47,8 @@ class FakeBitbucketServer(FakeAPI):
         self.route("GET", b + "/tags", self.get_tags)
         self.route("GET", b + "/commits/([^/]+)", self.get_commit)
         self.route("GET", b + "/files", self.get_files)
+        self.route("GET", b + "/browse/?", self.get_browse_root)
+        self.route("GET", b + "/browse/(.+)", self.get_browse)
         self.route("GET", b + "/raw/(.+)", self.get_raw)
 
     def check_auth(self, request) -> Reply | None:
@@ -46,15 +61,18 @@ class FakeBitbucketServer(FakeAPI):
         return _server_error(404, f"Project {path.split('/')[5] if path.count('/') > 5 else '?'} does not exist.",
                              "com.atlassian.bitbucket.project.NoSuchProjectException")
 
-    def _paged(self, values: list, query) -> Reply:
+    def _page(self, values: list, query, key: str = "values") -> dict:
         start = int(query.get("start", 0))
         limit = min(int(query.get("limit", 25)), self.page_cap)
         chunk = values[start:start + limit]
         last = start + limit >= len(values)
-        body = {"size": len(chunk), "limit": limit, "isLastPage": last, "values": chunk, "start": start}
+        body = {"size": len(chunk), "limit": limit, "isLastPage": last, key: chunk, "start": start}
         if not last:
             body["nextPageStart"] = start + limit
-        return json_reply(200, body)
+        return body
+
+    def _paged(self, values: list, query) -> Reply:
+        return json_reply(200, self._page(values, query))
 
     def get_repo(self, query) -> Reply:
         return json_reply(200, {"slug": self.slug, "id": 1, "name": self.slug, "hierarchyId": "e3c939f9ef4a7fae272e",
@@ -97,6 +115,39 @@ class FakeBitbucketServer(FakeAPI):
             return _server_error(404, f"Commit '{query.get('at')}' does not exist in repository '{self.slug}'.",
                                  "com.atlassian.bitbucket.commit.NoSuchCommitException")
         return self._paged([e["path"] for e in self.repo.ls_tree(sha) if e["type"] == "blob"], query)
+
+    def get_browse_root(self, query) -> Reply:
+        return self.get_browse(query, "")
+
+    def get_browse(self, query, path) -> Reply:
+        """A folder: its direct children, paged like /files, each path relative to the folder. A file: its
+        lines, paged the same way."""
+        path = unquote(path).strip("/")
+        at = query.get("at")
+        sha = self.repo.rev_parse(at or self.repo.default_branch)
+        if sha is None:
+            return _server_error(404, f"Commit '{at}' does not exist in repository '{self.slug}'.",
+                                 "com.atlassian.bitbucket.commit.NoSuchCommitException")
+        entry = self.repo.entry_at(sha, path)
+        if entry is not None and entry["type"] == "tree":
+            children = []
+            for e in self.repo.list_dir(sha, path) or []:
+                child = {"path": _server_path(e["path"].rsplit("/", 1)[-1])}
+                if e["type"] == "blob":
+                    child.update(contentId=e["sha"], type="FILE", size=e["size"])
+                else:
+                    child.update(node=e["sha"], type="DIRECTORY" if e["type"] == "tree" else "SUBMODULE")
+                children.append(child)
+            return json_reply(200, {"path": _server_path(path), "revision": at or f"refs/heads/{self.repo.default_branch}",
+                                    "children": self._page(children, query)})
+        if entry is not None and entry["type"] == "blob":
+            text = self.repo.cat(entry["sha"]).decode("utf-8", "replace")
+            lines = text.split("\n")
+            if lines and lines[-1] == "":
+                lines.pop()
+            return json_reply(200, self._page([{"text": line.rstrip("\r")} for line in lines], query, key="lines"))
+        return _server_error(404, f"The path \"{path}\" does not exist at revision \"{sha}\"",
+                             "com.atlassian.bitbucket.content.NoSuchPathException")
 
     def get_raw(self, query, path) -> Reply:
         sha = self.repo.rev_parse(query.get("at") or self.repo.default_branch)
@@ -175,13 +226,45 @@ class FakeBitbucketCloud(FakeAPI):
     def get_listing(self, query, sha) -> Reply:
         if self.repo.rev_parse(sha) is None:
             return _cloud_error(404, "Commit not found")
-        values = [{"path": e["path"], "type": "commit_file" if e["type"] == "blob" else "commit_directory",
-                   "commit": {"type": "commit", "hash": sha}, **({"size": e["size"]} if e["size"] is not None else {})}
-                  for e in self.repo.ls_tree(sha)]
-        return self._page(values, query, f"/2.0/repositories/{self.workspace}/{self.slug}/src/{sha}/")
+        return self._listing(query, sha, "")
 
     def get_src(self, query, sha, path) -> Reply:
-        found = self.repo.blob_at(sha, unquote(path))
+        """A file's raw content; a folder (with or without the trailing slash): its listing."""
+        if self.repo.rev_parse(sha) is None:
+            return _cloud_error(404, "Commit not found")
+        folder = unquote(path).strip("/")
+        entry = self.repo.entry_at(sha, folder)
+        if entry is not None and entry["type"] == "tree":
+            return self._listing(query, sha, folder)
+        found = self.repo.blob_at(sha, folder)
         if found is None:
-            return _cloud_error(404, f"No such file or directory: {unquote(path)}")
+            return _cloud_error(404, f"No such file or directory: {folder}")
         return 200, {"Content-Type": "text/plain"}, found[1]
+
+    def _listing(self, query, sha: str, folder: str) -> Reply:
+        """The folder's direct entries (max_depth defaults to 1), or with max_depth=N everything up to N
+        levels below it; paths stay relative to the repository root."""
+        max_depth = max(1, int(query.get("max_depth", 1)))
+        base_depth = folder.count("/") + 1 if folder else 0
+        entries = [e for e in self.repo.list_dir(sha, folder, recursive=max_depth > 1) or []
+                   if e["path"].count("/") + 1 - base_depth <= max_depth]
+        where = f"{quote(folder)}/" if folder else ""
+        return self._page([self._src_entry(e, sha) for e in entries], query,
+                          f"/2.0/repositories/{self.workspace}/{self.slug}/src/{sha}/{where}")
+
+    def _src_entry(self, e: dict, sha: str) -> dict:
+        api = f"{self.base}/2.0/repositories/{self.workspace}/{self.slug}"
+        path = quote(e["path"])
+        commit = {"type": "commit", "hash": sha,
+                  "links": {"self": {"href": f"{api}/commit/{sha}"},
+                            "html": {"href": f"https://bitbucket.org/{self.workspace}/{self.slug}/commits/{sha}"}}}
+        if e["type"] != "blob":  # folders (and submodules, as before)
+            href = f"{api}/src/{sha}/{path}/"
+            return {"path": e["path"], "type": "commit_directory", "commit": commit,
+                    "links": {"self": {"href": href}, "meta": {"href": href + "?format=meta"}}}
+        href = f"{api}/src/{sha}/{path}"
+        attributes = {"100755": ["executable"], "120000": ["link"]}.get(e["mode"], [])
+        return {"path": e["path"], "type": "commit_file", "commit": commit, "size": e["size"],
+                "attributes": attributes, "escaped_path": path, "mimetype": None,
+                "links": {"self": {"href": href}, "meta": {"href": href + "?format=meta"},
+                          "history": {"href": f"{api}/filehistory/{sha}/{path}"}}}

@@ -1,19 +1,21 @@
 """A fake GitHub REST API (v3) answering from a real git repository, shaped as GitHub answers.
 
-Shapes follow docs.github.com/rest: repos, commits, git/trees (recursive), git/blobs, contents,
-and the error bodies GitHub sends for 401, 403 (rate limit), 404 and 422.
+Shapes follow docs.github.com/rest: repos, commits, git/trees (recursive), git/blobs, contents (a
+file, or a directory's direct entries, at most 1,000 of them), and the error bodies GitHub sends
+for 401, 403 (rate limit), 404 and 422.
 """
 
 from __future__ import annotations
 
 import base64
 import textwrap
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 from .apis import FakeAPI, Reply, json_reply, rate_limit_headers
 from .gitrepo import GitRepo
 
 DOCS = "https://docs.github.com/rest"
+DIRECTORY_LIMIT = 1000  # "This API has an upper limit of 1,000 files for a directory": the rest are left out
 
 
 class FakeGitHub(FakeAPI):
@@ -26,6 +28,7 @@ class FakeGitHub(FakeAPI):
         self.route("GET", r + "/commits/(.+)", self.get_commit)
         self.route("GET", r + "/git/trees/([^/]+)", self.get_tree)
         self.route("GET", r + "/git/blobs/([0-9a-f]{40})", self.get_blob)
+        self.route("GET", r + "/contents/?", self.get_root_contents)
         self.route("GET", r + "/contents/(.+)", self.get_contents)
 
     @property
@@ -109,14 +112,25 @@ class FakeGitHub(FakeAPI):
                                 "url": f"{self.api}/repos/{self.full_name}/git/blobs/{oid}",
                                 "content": _b64(data), "encoding": "base64"}, rate_limit_headers())
 
+    def _contents_not_found(self) -> Reply:
+        return json_reply(404, {"message": "Not Found", "documentation_url": DOCS + "/repos/contents#get-repository-content",
+                                "status": "404"})
+
+    def get_root_contents(self, query) -> Reply:
+        return self.get_contents(query, "")
+
     def get_contents(self, query, path) -> Reply:
-        path = unquote(path)
-        sha = self.repo.rev_parse(query.get("ref") or self.repo.default_branch)
-        found = self.repo.blob_at(sha, path) if sha else None
+        path = unquote(path).strip("/")
+        ref = query.get("ref") or self.repo.default_branch
+        sha = self.repo.rev_parse(ref)
+        if sha is None:
+            return self._contents_not_found()
+        listing = self.repo.list_dir(sha, path)
+        if listing is not None:
+            return json_reply(200, [self._dir_entry(e, ref) for e in listing[:DIRECTORY_LIMIT]], rate_limit_headers())
+        found = self.repo.blob_at(sha, path) if path else None
         if found is None:
-            return json_reply(404, {"message": "Not Found",
-                                    "documentation_url": DOCS + "/repos/contents#get-repository-content",
-                                    "status": "404"})
+            return self._contents_not_found()
         oid, data = found
         html = f"https://github.com/{self.full_name}/blob/{sha}/{path}"
         git_url = f"{self.api}/repos/{self.full_name}/git/blobs/{oid}"
@@ -125,6 +139,20 @@ class FakeGitHub(FakeAPI):
                                 "path": path, "content": _b64(data), "sha": oid, "url": self_url, "git_url": git_url,
                                 "html_url": html, "download_url": None,
                                 "_links": {"self": self_url, "git": git_url, "html": html}}, rate_limit_headers())
+
+    def _dir_entry(self, e: dict, ref: str) -> dict:
+        """One entry of a directory listing. Submodules are typed "file" there (GitHub keeps that for
+        backwards compatibility), with size 0 and no download URL; symlinks are "symlink"."""
+        path, ref_q = quote(e["path"]), quote(ref, safe="")
+        kind = {"tree": "dir", "commit": "file"}.get(e["type"], "symlink" if e["mode"] == "120000" else "file")
+        is_blob = e["type"] == "blob"
+        self_url = f"{self.api}/repos/{self.full_name}/contents/{path}?ref={ref_q}"
+        git_url = f"{self.api}/repos/{self.full_name}/git/{'blobs' if is_blob else 'trees'}/{e['sha']}"
+        html = f"https://github.com/{self.full_name}/{'blob' if is_blob else 'tree'}/{quote(ref)}/{path}"
+        download = f"https://raw.githubusercontent.com/{self.full_name}/{quote(ref)}/{path}" if is_blob else None
+        return {"name": e["path"].rsplit("/", 1)[-1], "path": e["path"], "sha": e["sha"],
+                "size": e["size"] if is_blob else 0, "url": self_url, "html_url": html, "git_url": git_url,
+                "download_url": download, "type": kind, "_links": {"self": self_url, "git": git_url, "html": html}}
 
 
 def _b64(data: bytes) -> str:

@@ -1,8 +1,9 @@
 """A fake GitLab REST API (v4) answering from a real git repository, shaped as GitLab answers.
 
-Shapes follow docs.gitlab.com/ee/api: projects, repository/commits, repository/tree (offset
-pagination with Link and X-* headers), repository/blobs/:sha/raw, repository/files/:path/raw,
-and GitLab's error bodies ({"message": "404 Project Not Found"}, "401 Unauthorized", 429).
+Shapes follow docs.gitlab.com/ee/api: projects, repository/commits, repository/tree (the folder
+`path`, its direct entries or with `recursive` all below it; offset pagination with Link and X-*
+headers), repository/blobs/:sha/raw, repository/files/:path/raw, and GitLab's error bodies
+({"message": "404 Project Not Found"}, "404 Tree Not Found", "401 Unauthorized", 429).
 """
 
 from __future__ import annotations
@@ -73,8 +74,14 @@ class FakeGitLab(FakeAPI):
         if sha is None:
             return json_reply(404, {"message": "404 Tree Not Found"})
         recursive = query.get("recursive", "false").lower() == "true"
+        folder = query.get("path", "").strip("/")
+        listing = self.repo.list_dir(sha, folder, recursive)
+        if listing is None:  # no such folder at that commit (or the path is a file)
+            return json_reply(404, {"message": "404 Tree Not Found"})
+        # GitLab's Tree#sorted_entries: trees, then blobs, then submodules, each in git's order
+        listing = sorted(listing, key=lambda e: ("tree", "blob", "commit").index(e["type"]))
         entries = [{"id": e["sha"], "name": e["path"].rsplit("/", 1)[-1], "type": e["type"], "path": e["path"],
-                    "mode": e["mode"]} for e in self.repo.ls_tree(sha) if recursive or "/" not in e["path"]]
+                    "mode": e["mode"]} for e in listing]
         per_page = min(int(query.get("per_page", 20)), self.page_cap)
         page = int(query.get("page", 1))
         pages = max(1, -(-len(entries) // per_page))
@@ -82,7 +89,9 @@ class FakeGitLab(FakeAPI):
         url = f"{self.base}/api/v4/projects/{self.project_id}/repository/tree"
 
         def link(n: int) -> str:
-            return f"{url}?id={self.project_id}&page={n}&per_page={per_page}&recursive={str(recursive).lower()}&ref={sha}"
+            where = f"&path={quote(folder, safe='')}" if folder else ""
+            return (f"{url}?id={self.project_id}&page={n}{where}&per_page={per_page}"
+                    f"&recursive={str(recursive).lower()}&ref={sha}")
 
         links = [f'<{link(page + 1)}>; rel="next"'] if page < pages else []
         links += [f'<{link(1)}>; rel="first"', f'<{link(pages)}>; rel="last"']

@@ -80,6 +80,26 @@ class GitRepo:
                 return e["sha"], self.cat(e["sha"])
         return None
 
+    def entry_at(self, sha: str, path: str) -> dict | None:
+        """The entry (blob, tree or submodule commit) at *path* in commit *sha*; the root is a tree with path ''."""
+        path = path.strip("/")
+        if not path:
+            return {"mode": "040000", "type": "tree", "sha": self.git("rev-parse", f"{sha}^{{tree}}").strip(),
+                    "size": None, "path": ""}
+        return next((e for e in self.ls_tree(sha) if e["path"] == path), None)
+
+    def list_dir(self, sha: str, path: str = "", recursive: bool = False) -> list[dict] | None:
+        """The entries of folder *path* ('' = root) at commit *sha*: direct ones only unless *recursive* (then
+        everything below it); paths stay relative to the repository root, in git's tree order. None when
+        *path* is not a folder at that commit."""
+        path = path.strip("/")
+        folder = self.entry_at(sha, path)
+        if folder is None or folder["type"] != "tree":
+            return None
+        prefix = path + "/" if path else ""
+        return [e for e in self.ls_tree(sha)
+                if e["path"].startswith(prefix) and (recursive or "/" not in e["path"][len(prefix):])]
+
     def branches(self) -> dict[str, str]:
         out = self.git("for-each-ref", "--format=%(refname:short) %(objectname)", "refs/heads")
         return dict(line.split() for line in out.splitlines())

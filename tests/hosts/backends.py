@@ -29,7 +29,7 @@ class Backend:
     make: Callable[..., Storage]
     secret_env: str
     resolve: str  # regex of the request paths that resolve a ref
-    listing: str  # ... that list a commit's files
+    listing: str  # ... that list a folder of a commit
     read: str  # ... that read one file
     rate_limited: tuple[int, dict, object]
     server_error: tuple[int, object]
@@ -60,7 +60,7 @@ def make_backend(name: str, rsps, source, monkeypatch) -> Backend:
                          "url": "x", "node_id": "x"}
 
         return Backend(name, FakeGitHub(rsps, source, base=base, token=TOKEN), make, "GH_TOKEN",
-                       r"/commits/", r"/git/trees/", r"/git/blobs/",
+                       r"/commits/", r"/contents(/|$)", r"/git/blobs/",
                        (403, {**rate_limit_headers(remaining=0), "X-RateLimit-Reset": str(far)},
                         {"message": "API rate limit exceeded for user ID 1.", "status": "403"}),
                        (500, {"message": "Server Error"}), tamper)
@@ -84,7 +84,7 @@ def make_backend(name: str, rsps, source, monkeypatch) -> Backend:
             return Bitbucket(project="ACME", repo=repo, host=base, path=path, ref=ref, access_token_secret="BB_TOKEN")
 
         return Backend(name, FakeBitbucketServer(rsps, source, base=base, token=TOKEN, page_cap=2, extra_branches=5),
-                       make, "BB_TOKEN", r"/(branches|tags|commits)", r"/files$", r"/raw/",
+                       make, "BB_TOKEN", r"/(branches|tags|commits)", r"/browse(/|$)", r"/raw/",
                        (429, {"Retry-After": "3600", "X-RateLimit-Limit": "60", "X-RateLimit-Interval-Seconds": "1"},
                         {"errors": [{"context": None, "message": "Rate limit exceeded",
                                      "exceptionName": "com.atlassian.bitbucket.throttle.ThrottledException"}]}),
@@ -101,7 +101,7 @@ def make_backend(name: str, rsps, source, monkeypatch) -> Backend:
 
         return Backend(name, FakeBitbucketCloud(rsps, source, base=base, username="robot-user", password=TOKEN,
                                                 page_cap=3),
-                       make, "BB_APP_PASSWORD", r"/(refs/|commit/)", r"/src/[0-9a-f]{40}/$", r"/src/[0-9a-f]{40}/(?=.)",
+                       make, "BB_APP_PASSWORD", r"/(refs/|commit/)", r"/src/[0-9a-f]{40}/(.*/)?$", r"/src/[0-9a-f]{40}/(?=.*[^/]$)",
                        (429, {"Retry-After": "3600"}, {"type": "error", "error": {"message": "Rate limit exceeded"}}),
                        (500, {"type": "error", "error": {"message": "Something went wrong"}}),
                        lambda oid: (200, "evil\n"))

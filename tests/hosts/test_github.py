@@ -39,9 +39,12 @@ def test_loads_flow_with_sibling_modules_at_a_branch(github, source):
     assert flow.run().results["transform"] == "v1:0,10,20"
     paths = [p for _, p in github.requests]
     assert paths[0].startswith("/repos/acme/flows/commits/trunk")
-    assert paths[1] == f"/repos/acme/flows/git/trees/{source.v1}?recursive=1"
+    # the folders import resolution looks into, never the whole tree
+    assert sorted(p for p in paths if "/contents" in p) == sorted(
+        f"/repos/acme/flows/contents/{folder}?ref={source.v1}" for folder in ("", "flows", "flows/lib"))
+    assert not [p for p in paths if "/git/trees/" in p]
     assert len([p for p in paths if "/git/blobs/" in p]) == 5  # etl, lib/__init__, lib/helpers, lib/fmt, consts
-    assert len(paths) == 7
+    assert len(paths) == 9
     assert all(h == f"token {TOKEN}" for h in github.auth_headers)
     assert all(TOKEN not in p for p in paths)
 

@@ -165,7 +165,7 @@ def test_get_flow(github_api, prefect_repo, ref, caplog):  # noqa: F811
     # gitflows asks for the repository only when it needs the default branch
     assert (requested[0] == "/repos/test/repo") == (ref is None)
     assert any(p.startswith(f"/repos/test/repo/commits/{ref or 'main'}") for p in requested)
-    assert f"/repos/test/repo/git/trees/{commit}?recursive=1" in requested
+    assert f"/repos/test/repo/contents/?ref={commit}" in requested  # the root folder only, never the whole tree
 
     assert f.name == "test"
     state = f.run()
