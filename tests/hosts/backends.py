@@ -101,7 +101,8 @@ def make_backend(name: str, rsps, source, monkeypatch) -> Backend:
 
         return Backend(name, FakeBitbucketCloud(rsps, source, base=base, username="robot-user", password=TOKEN,
                                                 page_cap=3),
-                       make, "BB_APP_PASSWORD", r"/(refs/|commit/)", r"/src/[0-9a-f]{40}/(.*/)?$", r"/src/[0-9a-f]{40}/(?=.*[^/]$)",
+                       make, "BB_APP_PASSWORD", r"/(refs/|commit/)", r"/src/[0-9a-f]{40}/(.*/)?$",
+                       r"/src/[0-9a-f]{40}/(?=.*[^/]$)",
                        (429, {"Retry-After": "3600"}, {"type": "error", "error": {"message": "Rate limit exceeded"}}),
                        (500, {"type": "error", "error": {"message": "Something went wrong"}}),
                        lambda oid: (200, "evil\n"))
