@@ -21,6 +21,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -116,16 +117,17 @@ def prefect1_bitbucket_server(base, sha):
                  headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30).raise_for_status()
 
 
-def by_size(sizes: list[int], tmp: Path) -> list[tuple[int, str, str, int, float]]:
-    rows = []
+def by_size(sizes: list[int], tmp: Path) -> Iterator[tuple[int, str, str, int, float]]:
+    """Rows as they are measured. The fakes page as the real APIs allow at most (GitLab 100 per page,
+    Bitbucket Server 1,000, Bitbucket Cloud 100)."""
     for size in sizes:
         big = GitRepo(tmp / f"repo-{size}", default_branch="trunk")
         sha = big.commit(padded(size))
         gh, _ = serve(lambda base, r=big: FakeGitHub(NO_MOCK, r, base=base + "/api/v3", token=TOKEN))
         gl, _ = serve(lambda base, r=big: FakeGitLab(NO_MOCK, r, base=base, token=TOKEN))
-        bs, _ = serve(lambda base, r=big: FakeBitbucketServer(NO_MOCK, r, base=base, token=TOKEN))
+        bs, _ = serve(lambda base, r=big: FakeBitbucketServer(NO_MOCK, r, base=base, token=TOKEN, page_cap=1000))
         bc, _ = serve(lambda base, r=big: FakeBitbucketCloud(NO_MOCK, r, base=base, username="robot-user",
-                                                               password=TOKEN))
+                                                               password=TOKEN, page_cap=100))
         cases = [
             ("GitHub", gh, lambda: GitHub("acme/flows", "flows/etl.py", ref=sha, access_token_secret="BENCH_TOKEN",
                                           base_url=gh.base).get_flow(flow_name="etl"),
@@ -143,11 +145,10 @@ def by_size(sizes: list[int], tmp: Path) -> list[tuple[int, str, str, int, float
         ]
         for name, fake, ours, theirs in cases:
             t, n = measure(cold(ours), fake)
-            rows.append((size, name, "gitflows, cold, pinned SHA", n, t))
+            yield size, name, "gitflows, cold, pinned SHA", n, t
             if theirs is not None:
                 t, n = measure(theirs, fake)
-                rows.append((size, name, "Prefect 1.4.1 (script only)", n, t))
-    return rows
+                yield size, name, "Prefect 1.4.1 (script only)", n, t
 
 
 def main() -> None:

@@ -119,12 +119,37 @@ def _resolve_one(ref: ImportRef, importer: str, roots: list[str], exists: Callab
     return found
 
 
+def candidate_paths(ref: ImportRef, importer: str, roots: list[str]) -> list[str]:
+    """Every repository path :func:`_resolve_one` may ask about for *ref* (files and the parent packages'
+    ``__init__.py``), so a host can answer them all in one round trip before resolution asks."""
+    asked: list[str] = []
+
+    def record(path: str) -> bool:
+        asked.append(path)
+        return False
+
+    _resolve_one(ref, importer, roots, record)
+    mod_path = ref.module.replace(".", "/") if ref.module else ""
+    parts = mod_path.split("/") if mod_path else []
+    bases = [posixpath.dirname(importer)] if ref.level else roots
+    if ref.level:
+        for _ in range(ref.level - 1):
+            bases = [posixpath.dirname(bases[0])]
+    for base in bases:
+        for i in range(1, len(parts)):
+            init = posixpath.normpath(posixpath.join(base, *parts[:i], "__init__.py"))
+            if not init.startswith("../"):
+                asked.append(init)
+    return list(dict.fromkeys(asked))
+
+
 def local_closure(
     script: str,
     read: Callable[[str], bytes],
     exists: Callable[[str], bool],
     extra: Iterable[str] = (),
     prefetch: Callable[[list[str]], None] | None = None,
+    probe: Callable[[list[str]], None] | None = None,
 ) -> list[str]:
     """The repo-relative files *script* needs: itself, the sibling modules it imports, transitively.
 
@@ -136,7 +161,10 @@ def local_closure(
 
     The walk goes level by level (the script; what it imports; what those import...), and
     *prefetch*, when given, is called with each level's files before they are read, so a host
-    that can fetch several files in one round trip does.
+    that can fetch several files in one round trip does. *probe*, when given, is called with every
+    path a level's imports could resolve to (:func:`candidate_paths`) before *exists* is asked about
+    any of them: a host that reads many paths at once (GraphQL) answers existence and content for a
+    whole level in one request, without listing folders.
     """
     script = safe_relpath(script)
     script_dir = posixpath.dirname(script)
@@ -149,11 +177,16 @@ def local_closure(
     roots = list(dict.fromkeys([script_dir, ""]))
     while level:
         following: list[str] = []
+        found: list[tuple[str, list[ImportRef]]] = []
         for current in level:
             try:
-                refs = imports_of(read(current), filename=current)
+                found.append((current, imports_of(read(current), filename=current)))
             except (SyntaxError, ValueError, ScriptError):
                 continue
+        if probe:
+            probe(list(dict.fromkeys(p for current, refs in found for ref in refs
+                                     for p in candidate_paths(ref, current, roots) if p not in seen)))
+        for current, refs in found:
             for ref in refs:
                 for path in _resolve_one(ref, current, roots, exists):
                     if path not in seen:

@@ -124,8 +124,9 @@ def _closure(host: Host, path: str, sha: str, cache: Cache, expected: Closure | 
 def _walk(host: Host, path: str, sha: str, cache: Cache, extra: Sequence[str]) -> tuple[Closure, dict[str, bytes]]:
     """Discover the closure of *path* at *sha* by walking its imports (see :class:`_Discovery`)."""
     walk = _Discovery(host, path, sha, cache)
-    walk.require(path)
-    paths = local_closure(path, read=walk.read, exists=walk.exists, extra=extra, prefetch=walk.prefetch)
+    walk.start(path, extra)
+    paths = local_closure(path, read=walk.read, exists=walk.exists, extra=extra, prefetch=walk.prefetch,
+                          probe=walk.probe if host.probes else None)
     for rel in paths:  # explicitly listed data files are read too
         walk.read(rel)
     closure = [(rel, git_blob_id(walk.files[rel])) for rel in paths]
@@ -136,10 +137,12 @@ def _walk(host: Host, path: str, sha: str, cache: Cache, extra: Sequence[str]) -
 class _Discovery:
     """One walk of a script's imports at one commit.
 
-    Existence comes from the host's listing (listed folder by folder, only where import resolution
-    looks, so the cost does not grow with the repository); contents from the cache when it has the
-    blob, else from the host — one batch per level of imports (``read_many``) — and every file the
-    listing gives a blob id for is verified against it. Bounds: import depth and total bytes."""
+    Existence comes from reading every candidate path of a level at once when the host probes
+    (GraphQL: one request per level), else from the host's listing (listed folder by folder, only
+    where import resolution looks). Either way the cost does not grow with the repository. Contents
+    come from the cache when it has the blob, else from the host — one batch per level of imports
+    (``read_many``) — and every file the listing gives a blob id for is verified against it.
+    Bounds: import depth and total bytes."""
 
     def __init__(self, host: Host, script: str, sha: str, cache: Cache) -> None:
         self.host, self.sha, self.cache, self.label = host, sha, cache, host.label()
@@ -150,22 +153,39 @@ class _Discovery:
         self.levels, self.total = -1, 0
         self.max_depth, self.max_bytes = _limit(DEPTH_ENV, MAX_DEPTH), _limit(BYTES_ENV, MAX_BYTES)
 
-    def require(self, path: str) -> None:
-        """*path* must exist (the script): else a PathNotFoundError naming the Python files beside it."""
-        if self.exists(path):
+    def start(self, script: str, extra: Sequence[str]) -> None:
+        """Read the script (and the files listed explicitly) in one batch, before any listing: a host that
+        lists folders in the same round trip does so here. A missing script is a PathNotFoundError naming
+        the Python files beside it."""
+        wanted = [(rel, self.sha, None) for rel in dict.fromkeys([script, *extra])]
+        for rel, data in _read_many(self.host, wanted).items():
+            self._store(rel, data)
+        if script in self.files:
             return
-        folder = posixpath.dirname(path)
+        folder = posixpath.dirname(script)
         if isinstance(self.listing, FolderListing):
             beside = self.listing.files_in(folder)
         else:
             beside = sorted(p for p in self.listing or () if posixpath.dirname(p) == folder)
         nearby = [p for p in beside if p.endswith(".py")]
         hint = f"; Python files in {folder or 'the root'}/: {', '.join(nearby[:10])}" if nearby else ""
-        raise PathNotFoundError(f"{self.label}: {path} does not exist at commit {self.sha}{hint}")
+        raise PathNotFoundError(f"{self.label}: {script} does not exist at commit {self.sha}{hint}")
+
+    def probe(self, paths: list[str]) -> None:
+        """Read every path a level of imports could resolve to, in one batch: what the host returns exists
+        (and is read), the rest does not."""
+        wanted = [(rel, self.sha, None) for rel in paths if rel not in self.files and rel not in self.missing]
+        found = _read_many(self.host, wanted)
+        for rel, _, _ in wanted:
+            if rel in found:
+                self._store(rel, found[rel])
+            else:
+                self.missing.add(rel)
 
     def _listed(self, rel: str) -> bool | None:
-        """Whether the listing has *rel*; None when it cannot tell (no listing, or a folder listed in part)."""
-        if self.listing is None:
+        """Whether the listing has *rel*; None when it cannot tell (a probing host, no listing, or a folder
+        listed in part)."""
+        if self.listing is None or self.host.probes:
             return None
         if rel in self.listing:
             return True
@@ -198,7 +218,10 @@ class _Discovery:
             if data is not None:
                 self._keep(rel, data)
             else:
-                self._store(rel, self.host.read(rel, self.sha, blob))
+                found = _read_many(self.host, [(rel, self.sha, blob)])
+                if rel not in found:
+                    raise PathNotFoundError(f"{self.label}: {rel} does not exist at commit {self.sha}")
+                self._store(rel, found[rel])
         return self.files[rel]
 
     def prefetch(self, paths: list[str]) -> None:
@@ -253,11 +276,7 @@ def _tree(host: Host, sha: str, cache: Cache, closure: Closure, files: dict[str,
         if rel not in files and (data := cache.get_blob(blob)) is not None:
             files[rel] = data
     wanted = [(rel, sha, blob) for rel, blob in closure if rel not in files]
-    try:
-        fetched = _read_many(host, wanted)
-    except PathNotFoundError as exc:
-        raise IntegrityError(f"{label}: a registered file at commit {sha} is not on the server (was history "
-                             f"rewritten?): {exc}") from None
+    fetched = _read_many(host, wanted)
     for rel, blob in closure:
         if rel in fetched:
             _verify(label, rel, sha, fetched[rel], blob, source)
@@ -265,7 +284,8 @@ def _tree(host: Host, sha: str, cache: Cache, closure: Closure, files: dict[str,
             files[rel] = fetched[rel]
     absent = [rel for rel, _ in closure if rel not in files]
     if absent:
-        raise IntegrityError(f"{label}: the server did not return {', '.join(absent)} at commit {sha}")
+        raise IntegrityError(f"{label}: registered files at commit {sha} are not on the server (was history "
+                             f"rewritten?): {', '.join(absent)}")
     return cache.materialise(key, {rel: files[rel] for rel, _ in closure})
 
 

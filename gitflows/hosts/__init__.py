@@ -6,11 +6,14 @@ verification, caching, importing — is the shared loader's job (:mod:`gitflows.
 
 The contract:
 
-* **Hosts never verify.** They return what the server sent; the loader checks every file against
-  a blob id (the registered record, or the listing) before anything is used.
+* **Hosts never verify against a record.** They return what the server sent; the loader checks
+  every file against a blob id (the registered record, or the listing) before anything is used.
+  A host that receives a blob id with the content (GraphQL) refuses an answer whose bytes do not
+  hash to it: that is the server contradicting itself, not a question of trust.
 * **``tree`` may be lazy.** API hosts return a :class:`~gitflows.hosts.listing.FolderListing` that
   lists a folder only when the loader asks about a path in it, so a cold load costs the folders
-  import resolution looks into, not the repository's size.
+  import resolution looks into, not the repository's size. Hosts that ``probe`` (GraphQL) are not
+  listed at all: every candidate path of a level of imports is read in one request.
 * **Errors** are :mod:`gitflows.errors` types naming the host and repository:
   ``RepoNotFoundError`` (no such repository, or no access), ``RefNotFoundError`` (no such
   branch, tag or commit), ``PathNotFoundError`` (no such file at that commit).
@@ -22,10 +25,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Protocol
 
+from gitflows.errors import PathNotFoundError
+
 
 class Host(Protocol):
     #: short name, first segment of cache keys ("github", "gitlab", ...)
     kind: str
+    #: True when the host reads many paths in one request, missing ones simply absent (GraphQL): the
+    #: loader then resolves each level of imports by reading every candidate path at once instead of
+    #: listing folders, so a cold load costs one request per level whatever the folders hold
+    probes: bool
 
     def label(self) -> str:
         """Names the host and repository in messages, e.g. ``GitHub acme/flows (https://api.github.com)``."""
@@ -50,15 +59,25 @@ class Host(Protocol):
 
     def read_many(self, items: Iterable[tuple[str, str, str | None]]) -> dict[str, bytes]:
         """Several files, ``[(path, sha, blob id or None)] -> {path: bytes}``, in as few round trips as
-        the host can (:class:`OneByOne` reads them in turn)."""
+        the host can (:class:`OneByOne` reads them in turn). A file that does not exist is left out of
+        the answer (the loader decides what that means). A host may use the round trip to list the
+        folders on the files' way too (:meth:`FolderListing.prime`)."""
         ...
 
 
 class OneByOne:
     """The shared default ``read_many`` for hosts that cannot fetch several files in one request."""
 
+    probes = False
+
     def read(self, path: str, sha: str, blob_id: str | None = None) -> bytes:
         raise NotImplementedError
 
     def read_many(self, items: Iterable[tuple[str, str, str | None]]) -> dict[str, bytes]:
-        return {path: self.read(path, sha, blob) for path, sha, blob in items}
+        found: dict[str, bytes] = {}
+        for path, sha, blob in items:
+            try:
+                found[path] = self.read(path, sha, blob)
+            except PathNotFoundError:
+                continue
+        return found

@@ -81,6 +81,7 @@ def split_url(url: str) -> tuple[str, Credentials | None]:
 
 
 class GitHost:
+    probes = False  # the commit's tree is local once fetched: listing it costs nothing
     kind = "git"
 
     def __init__(self, url: str, credentials: Callable[[], Credentials | None] = lambda: None,
@@ -268,7 +269,7 @@ class GitHost:
             if not blob:
                 blob = (self.tree(sha) or {}).get(path)
                 if blob is None:
-                    raise PathNotFoundError(f"{self.label()}: {path} does not exist at commit {sha}")
+                    continue  # no such file at that commit: left out of the answer
             # a commit already fetched whole (no filter on the server) holds the file; otherwise fetch by
             # blob id, without fetching the commit at all (a registered closure needs no listing)
             store = self._commits[sha].object_store if sha in self._commits else None
@@ -280,13 +281,15 @@ class GitHost:
             names = ", ".join(sorted(missing))
             fetched = self._fetch_or_missing(sorted(set(missing.values())), names, PathNotFoundError)
             for path, blob in missing.items():
-                if blob.encode() not in fetched.object_store:
-                    raise PathNotFoundError(f"{self.label()}: the server did not send {path} (blob {blob})")
-                result[path] = fetched.object_store[blob.encode()].as_raw_string()
+                if blob.encode() in fetched.object_store:  # else left out: the loader says what is missing
+                    result[path] = fetched.object_store[blob.encode()].as_raw_string()
         return result
 
     def read(self, path: str, sha: str, blob_id: str | None = None) -> bytes:
-        return self.read_many([(path, sha, blob_id)])[path]
+        found = self.read_many([(path, sha, blob_id)])
+        if path not in found:
+            raise PathNotFoundError(f"{self.label()}: {path} does not exist at commit {sha}")
+        return found[path]
 
 
 def _raise_no_filter(*args: Any, **kwargs: Any) -> None:

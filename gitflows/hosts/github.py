@@ -12,12 +12,14 @@ and rate limits are handled by :mod:`gitflows.hosts.http` for every host alike.
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from gitflows.cache import git_blob_id
 from gitflows.errors import (
     ConfigurationError,
+    IntegrityError,
     LibraryMissingError,
     NotFoundError,
     PathNotFoundError,
@@ -30,6 +32,7 @@ from gitflows.hosts.listing import Folder, FolderListing
 
 DEFAULT_BASE_URL = "https://api.github.com"
 CONTENTS_LIMIT = 1000  # entries the contents API lists of one folder
+GRAPHQL_BATCH = 100  # paths per GraphQL request
 T = TypeVar("T")
 
 
@@ -46,6 +49,14 @@ class GitHubHost(OneByOne):
         self._secret_name = secret_name
         self._policy = policy
         self._repo_obj: Any = None
+        self._client: Any = None
+
+    @property
+    def probes(self) -> bool:  # type: ignore[override]
+        """GitHub's GraphQL API reads many paths per request, but only with a token (it refuses anonymous
+        callers): without one, folders are listed and files read over REST."""
+        self._repository()
+        return self._has_token
 
     def label(self) -> str:
         return f"GitHub {self.repo} ({self.base_url})"
@@ -62,11 +73,13 @@ class GitHubHost(OneByOne):
                 raise LibraryMissingError("the GitHub storage needs PyGithub:"
                                           " pip install -e '.[github]' in the gitflows checkout") from None
             token = self._token()
+            self._has_token = bool(token)
             client = Github(auth=Auth.Token(token) if token else None, base_url=self.base_url, retry=None,
                             seconds_between_requests=None, seconds_between_writes=None, timeout=30, per_page=100,
                             lazy=True)
             # lazy: objects are fetched when their data is read (``raw_data``), so the requests made are
             # exactly the ones below
+            self._client = client
             self._repo_obj = client.get_repo(self.repo)
         return self._repo_obj
 
@@ -146,6 +159,51 @@ class GitHubHost(OneByOne):
             big = self._call(lambda: repo.get_git_blob(raw["sha"]).raw_data, action, PathNotFoundError)
             return _decode(big, self.label(), path)
         return _decode(raw, self.label(), path)
+
+
+    def read_many(self, items: Iterable[tuple[str, str, str | None]]) -> dict[str, bytes]:
+        """With a token: up to 100 files per GraphQL request (``object(expression: "<sha>:<path>")``; a
+        missing path is null). Binary, truncated or oddly encoded files are read over REST by blob id."""
+        items = list(items)
+        if not items or not self.probes:
+            return super().read_many(items)
+        found: dict[str, bytes] = {}
+        for start in range(0, len(items), GRAPHQL_BATCH):
+            found.update(self._graphql_read(items[start:start + GRAPHQL_BATCH]))
+        return found
+
+    def _graphql_read(self, items: list[tuple[str, str, str | None]]) -> dict[str, bytes]:
+        owner, name = self.repo.split("/")
+        variables: dict[str, str] = {"owner": owner, "name": name}
+        fields = []
+        for i, (path, sha, _) in enumerate(items):
+            variables[f"e{i}"] = f"{sha}:{path}"
+            fields.append(f"f{i}: object(expression: $e{i}) {{ __typename ... on Blob {{ oid byteSize isBinary "
+                          "isTruncated text }} }}")
+        declared = ", ".join(f"${k}: String!" for k in variables)
+        query = (f"query({declared}) {{ repository(owner: $owner, name: $name) {{ {' '.join(fields)} }} }}")
+        what = ", ".join(path for path, _, _ in items[:3]) + (" ..." if len(items) > 3 else "")
+        _, data = self._call(lambda: self._client.requester.graphql_query(query, variables),
+                             f"reading {what} at commit {items[0][1]}", RepoNotFoundError,
+                             "the repository does not exist or the token cannot see it")
+        repository = (data.get("data") or {}).get("repository")
+        if not isinstance(repository, dict):
+            raise RepoNotFoundError(f"{self.label()}: the repository does not exist or the token cannot see it")
+        found: dict[str, bytes] = {}
+        for i, (path, sha, _) in enumerate(items):
+            blob = repository.get(f"f{i}")
+            if not isinstance(blob, dict) or blob.get("__typename") != "Blob":
+                continue  # no such file (or a folder) at that commit
+            text = blob.get("text")
+            data_bytes = text.encode("utf-8") if isinstance(text, str) else None
+            oid = str(blob.get("oid"))
+            if data_bytes is None or blob.get("isBinary") or blob.get("isTruncated") or git_blob_id(data_bytes) != oid:
+                data_bytes = self.read(path, sha, oid)  # binary, truncated or re-encoded: the exact bytes, over REST
+                if git_blob_id(data_bytes) != oid:
+                    raise IntegrityError(f"{self.label()}: {path} at commit {sha}: the server sent content with blob "
+                                         f"id {git_blob_id(data_bytes)} as blob {oid}; refusing to use it")
+            found[path] = data_bytes
+        return found
 
 
 def _decode(payload: dict[str, Any], label: str, path: str) -> bytes:

@@ -10,10 +10,11 @@ sleeping and transient retries are off: :mod:`gitflows.hosts.http` handles both 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from gitflows.cache import git_blob_id
 from gitflows.errors import (
     ConfigurationError,
     LibraryMissingError,
@@ -29,6 +30,7 @@ from gitflows.hosts.listing import Folder, FolderListing
 DEFAULT_URL = "https://gitlab.com"
 T = TypeVar("T")
 NO_SLEEP = {"obey_rate_limit": False, "retry_transient_errors": False}
+GRAPHQL_BATCH = 100  # paths per GraphQL request (a connection's page)
 
 
 def base_url(host: str | None, default: str) -> str:
@@ -54,6 +56,12 @@ class GitLabHost(OneByOne):
         self._project: Any = None
         self._client: Any = None
         self._last_headers: dict[str, str] = {}
+
+    @property
+    def probes(self) -> bool:  # type: ignore[override]
+        """GitLab's GraphQL ``repository.blobs(paths:)`` reads many paths per request; it names projects by
+        full path, so a project given by numeric id lists folders and reads over REST instead."""
+        return not self.repo.isdigit()
 
     def label(self) -> str:
         return f"GitLab {self.repo} ({self.url})"
@@ -152,6 +160,48 @@ class GitLabHost(OneByOne):
             elif entry.get("type") == "blob":
                 listed.files[entry["path"]] = entry["id"]
         return listed
+
+    def read_many(self, items: Iterable[tuple[str, str, str | None]]) -> dict[str, bytes]:
+        """Up to 100 files per GraphQL request (``repository.blobs(ref:, paths:)``; missing paths are simply
+        not in the answer). Binary or truncated files are read over REST by blob id."""
+        items = list(items)
+        if not items or not self.probes:
+            return super().read_many(items)
+        found: dict[str, bytes] = {}
+        by_commit: dict[str, list[str]] = {}
+        for path, sha, _ in items:
+            by_commit.setdefault(sha, []).append(path)
+        for sha, paths in by_commit.items():
+            for start in range(0, len(paths), GRAPHQL_BATCH):
+                found.update(self._graphql_read(sha, paths[start:start + GRAPHQL_BATCH]))
+        return found
+
+    def _graphql_read(self, sha: str, paths: list[str]) -> dict[str, bytes]:
+        self._proj()
+        query = ("query($project: ID!, $ref: String!, $paths: [String!]!) { project(fullPath: $project) { "
+                 "repository { blobs(ref: $ref, paths: $paths, first: 100) { nodes { path oid size rawTextBlob } } } } }")
+        variables = {"project": self.repo, "ref": sha, "paths": paths}
+        what = ", ".join(paths[:3]) + (" ..." if len(paths) > 3 else "")
+        answer = self._call(lambda: self._client.http_post(f"{self.url}/api/graphql",
+                                                           post_data={"query": query, "variables": variables},
+                                                           **NO_SLEEP),
+                            f"reading {what} at commit {sha}", RepoNotFoundError,
+                            "the project does not exist or the token cannot see it")
+        project = (answer.get("data") or {}).get("project") if isinstance(answer, dict) else None
+        if not isinstance(project, dict):
+            raise RepoNotFoundError(f"{self.label()}: the project does not exist or the token cannot see it")
+        nodes = (((project.get("repository") or {}).get("blobs") or {}).get("nodes")) or []  # size: a BigInt string
+        found: dict[str, bytes] = {}
+        for node in nodes:
+            path = node.get("path") if isinstance(node, dict) else None
+            if path not in paths:
+                continue
+            text = node.get("rawTextBlob")
+            data = text.encode("utf-8") if isinstance(text, str) else None
+            if data is None or str(len(data)) != str(node.get("size")) or git_blob_id(data) != node.get("oid"):
+                data = self.read(path, sha, str(node.get("oid")))  # binary or truncated: the exact bytes, over REST
+            found[path] = data
+        return found
 
     def read(self, path: str, sha: str, blob_id: str | None = None) -> bytes:
         project = self._proj()

@@ -67,6 +67,24 @@ class FolderListing(Mapping[str, "str | None"]):
                     self._incomplete.add(current)
         return True
 
+    def prime(self, folder: str, found: Folder | None) -> None:
+        """Record *folder*'s entries (None: it does not exist) fetched along with something else (a host
+        that lists folders in the same round trip as it reads files); a folder already listed is kept."""
+        if folder in self._listed:
+            return
+        self._listed.add(folder)
+        if found is None:
+            self._folders.discard(folder)
+            return
+        self._folders.add(folder)
+        self._files.update(found.files)
+        self._folders.update(found.folders)
+        if not found.complete:
+            self._incomplete.add(folder)
+
+    def listed(self, folder: str) -> bool:
+        return folder in self._listed
+
     def uncertain(self, path: str) -> bool:
         """Whether absence of *path* from this listing proves nothing (its folder was listed only in part)."""
         return posixpath.dirname(path) in self._incomplete

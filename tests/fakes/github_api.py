@@ -23,6 +23,8 @@ class FakeGitHub(FakeAPI):
                  base: str = "http://127.0.0.1:8765/api/v3", token: str | None = None) -> None:
         super().__init__(base=base, rsps=rsps)
         self.repo, self.full_name, self.token = repo, full_name, token
+        self.tampered: dict[str, bytes] = {}  # blob id -> other bytes, sent with their own id (a consistent lie)
+        self.corrupted: dict[str, bytes] = {}  # blob id -> other bytes, sent under the real id (a broken proxy)
         r = "/repos/" + full_name
         self.route("GET", r, self.get_repo)
         self.route("GET", r + "/commits/(.+)", self.get_commit)
@@ -30,10 +32,76 @@ class FakeGitHub(FakeAPI):
         self.route("GET", r + "/git/blobs/([0-9a-f]{40})", self.get_blob)
         self.route("GET", r + "/contents/?", self.get_root_contents)
         self.route("GET", r + "/contents/(.+)", self.get_contents)
+        # GraphQL lives beside the REST root: https://api.github.com/graphql, https://HOST/api/graphql (GHES)
+        root = self.api[: -len("/v3")] if self.api.endswith("/api/v3") else self.api
+        self.graphql_url = root + "/graphql"
+        self.rsps.add_callback("POST", self.graphql_url, callback=self._dispatch)
 
     @property
     def api(self) -> str:
         return self.base.rstrip("/")
+
+    def _dispatch(self, request) -> Reply:
+        if request.method == "POST" and request.url.split("?")[0] == self.graphql_url:
+            return self.post_graphql(request)
+        return super()._dispatch(request)
+
+    def post_graphql(self, request) -> Reply:
+        """GitHub's GraphQL API for the one shape gitflows sends: ``repository(owner:, name:)`` with aliased
+        ``object(expression: $var)`` fields. Tokens only (no anonymous GraphQL on GitHub); a missing
+        repository is ``data.repository: null`` with a NOT_FOUND error; a missing object is null."""
+        import json
+        import re
+
+        self.requests.append(("POST", "/graphql"))
+        self.auth_headers.append(request.headers.get("Authorization"))
+        for failure in self.failures:
+            if failure.times > 0 and failure.pattern.search("/graphql"):
+                failure.times -= 1
+                return failure.reply
+        header = request.headers.get("Authorization")
+        if not header:
+            return json_reply(401, {"message": "This endpoint requires you to be authenticated.",
+                                    "documentation_url": "https://docs.github.com/graphql/guides/forming-calls-with-"
+                                                         "graphql#authenticating-with-graphql"})
+        denied = self.check_auth(request)
+        if denied:
+            return denied
+        body = request.body if isinstance(request.body, (bytes, str)) else b"{}"
+        payload = json.loads(body)
+        variables = payload.get("variables") or {}
+        query = payload.get("query", "")
+        if f"{variables.get('owner')}/{variables.get('name')}" != self.full_name:
+            return json_reply(200, {"data": {"repository": None}, "errors": [{
+                "type": "NOT_FOUND", "path": ["repository"], "locations": [{"line": 1, "column": 3}],
+                "message": f"Could not resolve to a Repository with the name "
+                           f"'{variables.get('owner')}/{variables.get('name')}'."}]})
+        repository = {}
+        for alias, var in re.findall(r"(\w+): object\(expression: \$(\w+)\)", query):
+            repository[alias] = self._graphql_object(str(variables.get(var, "")))
+        return json_reply(200, {"data": {"repository": repository}}, rate_limit_headers())
+
+    def _graphql_object(self, expression: str) -> dict | None:
+        rev, _, path = expression.partition(":")
+        sha = self.repo.rev_parse(rev)
+        entry = self.repo.entry_at(sha, path) if sha else None
+        if entry is None:
+            return None
+        if entry["type"] == "tree":
+            return {"__typename": "Tree"}
+        if entry["type"] != "blob":
+            return {"__typename": "Commit"}
+        data = self.tampered.get(entry["sha"]) or self.corrupted.get(entry["sha"]) or self.repo.cat(entry["sha"])
+        try:
+            text = data.decode("utf-8")
+            binary = b"\x00" in data
+        except UnicodeDecodeError:
+            text, binary = None, True
+        limit = 512 * 1024  # GitHub truncates text it returns beyond this
+        oid = entry["sha"] if entry["sha"] not in self.tampered else _blob_id(data)  # a lying server lies throughout
+        return {"__typename": "Blob", "oid": oid, "byteSize": len(data), "isBinary": binary,
+                "isTruncated": not binary and len(data) > limit,
+                "text": None if binary else (text[:limit] if len(data) > limit else text)}
 
     def check_auth(self, request) -> Reply | None:
         if self.token is None:
@@ -105,7 +173,7 @@ class FakeGitHub(FakeAPI):
 
     def get_blob(self, query, oid) -> Reply:
         try:
-            data = self.repo.cat(oid)
+            data = self.corrupted.get(oid) or self.repo.cat(oid)
         except Exception:
             return self.not_found("")
         return json_reply(200, {"sha": oid, "node_id": "B_kwDOAAA", "size": len(data),
@@ -158,3 +226,9 @@ class FakeGitHub(FakeAPI):
 def _b64(data: bytes) -> str:
     # GitHub wraps base64 content at 60 characters with newlines
     return "\n".join(textwrap.wrap(base64.b64encode(data).decode(), 60)) + "\n"
+
+
+def _blob_id(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha1(b"blob %d\x00" % len(data) + data).hexdigest()

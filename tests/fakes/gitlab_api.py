@@ -19,6 +19,7 @@ class FakeGitLab(FakeAPI):
                  base: str = "http://127.0.0.1:8766", token: str | None = None, page_cap: int = 100) -> None:
         super().__init__(base=base, rsps=rsps)
         self.repo, self.full_path, self.project_id, self.token, self.page_cap = repo, full_path, project_id, token, page_cap
+        self.tampered: dict[str, bytes] = {}  # blob id -> what the "server" sends instead
         ids = f"(?:{quote(full_path, safe='')}|{project_id})"
         p = "/api/v4/projects/" + ids
         self.route("GET", p, self.get_project)
@@ -26,6 +27,50 @@ class FakeGitLab(FakeAPI):
         self.route("GET", p + "/repository/tree", self.get_tree)
         self.route("GET", p + "/repository/blobs/([0-9a-f]{40})/raw", self.get_raw_blob)
         self.route("GET", p + "/repository/files/([^/]+)/raw", self.get_raw_file)
+        self.route("GET", p + "/repository/files/([^/]+)", self.get_file)
+
+    def _dispatch(self, request) -> Reply:
+        if request.method == "POST" and request.url.split("?")[0].rstrip("/") == self.base.rstrip("/") + "/api/graphql":
+            return self.post_graphql(request)
+        return super()._dispatch(request)
+
+    def post_graphql(self, request) -> Reply:
+        """GitLab's GraphQL API for the shape gitflows sends: ``project(fullPath:) { repository { blobs(ref:,
+        paths:) { nodes { path oid size rawTextBlob } } } }``. A project the caller cannot see is null; paths
+        that do not exist are simply not in ``nodes``; ``size`` is a BigInt, serialized as a string."""
+        import json
+
+        self.requests.append(("POST", "/api/graphql"))
+        self.auth_headers.append(request.headers.get("PRIVATE-TOKEN"))
+        for failure in self.failures:
+            if failure.times > 0 and failure.pattern.search("/api/graphql"):
+                failure.times -= 1
+                return failure.reply
+        payload = json.loads(request.body or b"{}")
+        variables = payload.get("variables") or {}
+        token = request.headers.get("PRIVATE-TOKEN")
+        if self.token is not None and token is not None and token != self.token:
+            return json_reply(401, {"errors": [{"message": "Invalid token"}]})
+        if variables.get("project") != self.full_path or (self.token is not None and token != self.token):
+            return json_reply(200, {"data": {"project": None}})
+        sha = self.repo.rev_parse(str(variables.get("ref")))
+        nodes = []
+        for path in variables.get("paths") or []:
+            found = self.repo.blob_at(sha, path) if sha else None
+            if found is None:
+                continue
+            oid, data = found
+            if oid in self.tampered:  # a lying server lies throughout: content and id agree
+                import hashlib
+
+                data = self.tampered[oid]
+                oid = hashlib.sha1(b"blob %d\x00" % len(data) + data).hexdigest()
+            try:
+                text = None if b"\x00" in data else data.decode("utf-8")
+            except UnicodeDecodeError:
+                text = None
+            nodes.append({"path": path, "oid": oid, "size": str(len(data)), "rawTextBlob": text})
+        return json_reply(200, {"data": {"project": {"repository": {"blobs": {"nodes": nodes}}}}})
 
     def check_auth(self, request) -> Reply | None:
         if self.token is not None and request.headers.get("PRIVATE-TOKEN") != self.token:
@@ -106,6 +151,25 @@ class FakeGitLab(FakeAPI):
         except Exception:
             return json_reply(404, {"message": "404 Blob Not Found"})
         return 200, {"Content-Type": "text/plain; charset=utf-8"}, data
+
+    def get_file(self, query, path) -> Reply:
+        """``GET /projects/:id/repository/files/:file_path?ref=``: the file as JSON, base64, with its blob id."""
+        import base64
+        import hashlib
+
+        ref = query.get("ref")
+        if not ref:
+            return json_reply(400, {"error": "ref is missing, ref is empty"})
+        sha = self.repo.rev_parse(ref)
+        found = self.repo.blob_at(sha, unquote(path)) if sha else None
+        if found is None:
+            return json_reply(404, {"message": "404 File Not Found"})
+        oid, data = found
+        name = unquote(path)
+        return json_reply(200, {
+            "file_name": name.rsplit("/", 1)[-1], "file_path": name, "size": len(data), "encoding": "base64",
+            "content": base64.b64encode(data).decode(), "content_sha256": hashlib.sha256(data).hexdigest(),
+            "ref": ref, "blob_id": oid, "commit_id": sha, "last_commit_id": sha, "execute_filemode": False})
 
     def get_raw_file(self, query, path) -> Reply:
         sha = self.repo.rev_parse(query.get("ref") or self.repo.default_branch)

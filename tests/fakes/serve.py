@@ -16,8 +16,8 @@ NO_MOCK = _NoMock()
 
 
 class _Request:
-    def __init__(self, method: str, url: str, headers) -> None:
-        self.method, self.url, self.headers = method, url, headers
+    def __init__(self, method: str, url: str, headers, body: bytes | None = None) -> None:
+        self.method, self.url, self.headers, self.body = method, url, headers, body
 
 
 def serve(make_fake):
@@ -32,9 +32,17 @@ def serve(make_fake):
             # headers and body go out in two writes: without this, Nagle + delayed ACK add 40 ms a request
             self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            self._answer("POST", self.rfile.read(length) if length else b"")
+
         def do_GET(self) -> None:
+            self._answer("GET", None)
+
+        def _answer(self, method: str, body: bytes | None) -> None:
             fake = holder["fake"]
-            status, headers, body = fake._dispatch(_Request("GET", f"http://127.0.0.1:{port}{self.path}", self.headers))
+            status, headers, body = fake._dispatch(_Request(method, f"http://127.0.0.1:{port}{self.path}",
+                                                            self.headers, body))
             data = body if isinstance(body, bytes) else body.encode()
             self.send_response(status)
             for key, value in headers.items():

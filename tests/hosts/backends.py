@@ -29,7 +29,7 @@ class Backend:
     make: Callable[..., Storage]
     secret_env: str
     resolve: str  # regex of the request paths that resolve a ref
-    listing: str  # ... that list a folder of a commit
+    listing: str  # ... that list a folder of a commit, or read a level of imports at once (GraphQL)
     read: str  # ... that read one file
     rate_limited: tuple[int, dict, object]
     server_error: tuple[int, object]
@@ -60,7 +60,7 @@ def make_backend(name: str, rsps, source, monkeypatch) -> Backend:
                          "url": "x", "node_id": "x"}
 
         return Backend(name, FakeGitHub(rsps, source, base=base, token=TOKEN), make, "GH_TOKEN",
-                       r"/commits/", r"/contents(/|$)", r"/git/blobs/",
+                       r"/commits/", r"^/graphql$", r"(?:/contents/(?=.*\.py$)|/git/blobs/)",
                        (403, {**rate_limit_headers(remaining=0), "X-RateLimit-Reset": str(far)},
                         {"message": "API rate limit exceeded for user ID 1.", "status": "403"}),
                        (500, {"message": "Server Error"}), tamper)
@@ -72,7 +72,7 @@ def make_backend(name: str, rsps, source, monkeypatch) -> Backend:
             return GitLab(repo=f"acme/{repo}", host=base, path=path, ref=ref, access_token_secret="GL_TOKEN")
 
         return Backend(name, FakeGitLab(rsps, source, base=base, token=TOKEN, page_cap=3), make, "GL_TOKEN",
-                       r"/repository/commits/", r"/repository/tree", r"/repository/blobs/",
+                       r"/repository/commits/", r"^/api/graphql$", r"(?:/repository/files/|/repository/blobs/)",
                        (429, {"Retry-After": "3600", "RateLimit-Limit": "600", "RateLimit-Remaining": "0",
                               "RateLimit-Reset": str(far)}, "Retry later"),
                        (500, {"message": "500 Internal Server Error"}), lambda oid: (200, "evil\n"))

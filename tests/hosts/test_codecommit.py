@@ -58,7 +58,7 @@ def test_default_branch_head_with_sibling_modules(fake, source):
     assert flow.run().results["transform"] == "v1:0,10,20"
     calls = ops(fake)
     assert calls[:2] == ["GetRepository", "GetBranch"]
-    assert calls.count("GetBlob") == 5
+    assert calls.count("GetFile") == 1 and calls.count("GetBlob") == 4  # the script by path, then by blob id
     # only the folders the closure looks into are listed: flows/, flows/lib/, and the root
     assert sorted(p["folderPath"] for op, p in fake.calls if op == "GetFolder") == ["/", "/flows", "/flows/lib"]
 
@@ -130,7 +130,7 @@ def test_tag_and_full_reference(fake, source):
     source.commit(V2_FMT)
     fake.calls.clear()
     assert storage(commit="v1.0").get_flow(flow_name="etl").run().results["transform"].startswith("v1:")
-    assert ops(fake)[:3] == ["GetBranch", "GetFolder", "GetFolder"]  # the root listing of the resolve is reused
+    assert ops(fake)[:3] == ["GetBranch", "GetFolder", "GetFile"]  # the resolve's root listing is reused
     assert [p["folderPath"] for op, p in fake.calls if op == "GetFolder"].count("/") == 1
     fake.calls.clear()
     assert storage(commit="refs/heads/trunk").get_flow(flow_name="etl").run().results["transform"].startswith("v2:")
