@@ -4,8 +4,8 @@ Generates small / medium / large repositories (the large one: 30,000 files, ~300
 commits) with `git fast-import`, serves each with git http-backend on 127.0.0.1 (filter and
 allowAnySHA1InWant on), and prints medians of wall time and bytes the server sent for:
 
-- gitflows cold: Git storage, pinned SHA, empty cache (the loader: commit without blobs, then
-  the closure's blobs by id);
+- gitflows cold: Git storage, pinned SHA (and a branch), empty cache, a fresh storage each run
+  (the loader: commit without blobs, then the closure's blobs by id; one POST each over smart HTTP);
 - gitflows warm: the same, cache filled (no network);
 - Prefect 1 way: dulwich porcelain.clone(depth=1) — what Prefect 1's Git storage did on every load;
 - git CLI: `git clone --depth 1 --filter=blob:none --sparse` then `git sparse-checkout add flows`.
@@ -74,15 +74,17 @@ def generate(path: Path, files: int, size: int, commits: int) -> None:
     configure(str(path), allow_filter=True, allow_any_sha1=True)
 
 
-def median_of(runs: int, fn, server: GitHTTPServer) -> tuple[float, int]:
-    times, sent = [], []
+def median_of(runs: int, fn, server: GitHTTPServer) -> tuple[float, int, int]:
+    """Median seconds and bytes sent, and the most requests, of fn() over *runs* runs."""
+    times, sent, counts = [], [], []
     for _ in range(runs):
         server.stats.reset()
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
         sent.append(server.stats.bytes_sent)
-    return statistics.median(times), int(statistics.median(sent))
+        counts.append(len(server.stats.requests))
+    return statistics.median(times), int(statistics.median(sent)), max(counts)
 
 
 def main() -> None:
@@ -109,9 +111,17 @@ def main() -> None:
         storage = Git("flows/etl.py", "acme/flows", git_clone_url_secret_name="BENCH_CLONE_URL", commit=head,
                       flow_name="etl")
 
-        def cold() -> None:
+        def cold() -> None:  # a fresh storage (and host) and an empty cache: another machine
             shutil.rmtree(work / "cache", ignore_errors=True)
-            assert storage.get_flow().run().results["transform"] == "v1:0,10,20"
+            fresh = Git("flows/etl.py", "acme/flows", git_clone_url_secret_name="BENCH_CLONE_URL", commit=head,
+                        flow_name="etl")
+            assert fresh.get_flow().run().results["transform"] == "v1:0,10,20"
+
+        def cold_branch() -> None:
+            shutil.rmtree(work / "cache", ignore_errors=True)
+            fresh = Git("flows/etl.py", "acme/flows", git_clone_url_secret_name="BENCH_CLONE_URL", branch_name="trunk",
+                        flow_name="etl")
+            assert fresh.get_flow().run().results["transform"] == "v1:0,10,20"
 
         def warm() -> None:
             storage.get_flow()
@@ -132,22 +142,23 @@ def main() -> None:
 
         cold()
         storage.get_flow()
-        for label, fn in (("gitflows cold (pinned SHA)", cold), ("gitflows warm", warm),
+        for label, fn in (("gitflows cold (pinned SHA)", cold), ("gitflows cold (branch)", cold_branch),
+                          ("gitflows warm", warm),
                           ("Prefect 1 way: dulwich clone depth 1", prefect1),
                           ("git clone --depth 1 --filter=blob:none --sparse", git_cli)):
-            t, sent = median_of(args.runs, fn, server)
-            rows.append((name, label, t, sent))
-            print(f"{name:<7} {label:<48} {t:>9.3f} s {sent / 1e6:>10.3f} MB", file=sys.stderr)
+            t, sent, n = median_of(args.runs, fn, server)
+            rows.append((name, label, t, sent, n))
+            print(f"{name:<7} {label:<48} {n:>4} {t:>9.3f} s {sent / 1e6:>10.3f} MB", file=sys.stderr)
         server.stop()
         du = subprocess.run(["git", "-C", str(repo), "count-objects", "-vH"], capture_output=True, text=True).stdout
-        rows.append((name, "repo: " + " ".join(line for line in du.splitlines() if "size-pack" in line), 0, 0))
-    print(f"\n{'repo':<7} {'how':<48} {'median':>11} {'sent':>13}")
-    for name, label, t, sent in rows:
+        rows.append((name, "repo: " + " ".join(line for line in du.splitlines() if "size-pack" in line), 0, 0, 0))
+    print(f"\n{'repo':<7} {'how':<48} {'requests':>8} {'median':>11} {'sent':>13}")
+    for name, label, t, sent, n in rows:
         if label.startswith("repo:"):
             print(f"{name:<7} {label}")
             continue
         shown = f"{t:.3f} s" if t >= 0.01 else f"{t * 1e3:.2f} ms"
-        print(f"{name:<7} {label:<48} {shown:>11} {sent / 1e6:>10.3f} MB")
+        print(f"{name:<7} {label:<48} {n:>8} {shown:>11} {sent / 1e6:>10.3f} MB")
     shutil.rmtree(work, ignore_errors=True)
 
 

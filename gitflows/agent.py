@@ -171,10 +171,10 @@ class Agent:
                 reg.confirm(version.name, version.version)
                 self.say(f"{version.name} v{version.version}: commit {version.sha} is on the remote; confirmed")
             elif time.time() - run.created_at > self.confirm_grace:
-                error = (f"{version.name} v{version.version}: commit {version.sha} never reached the remote within "
-                         f"{self.confirm_grace:.0f}s; an unconfirmed version is never run")
-                reg.finish(run.id, self.name, "failed", error)
-                self.say(f"run {run.id}: failed: {error}")
+                never_confirmed = (f"{version.name} v{version.version}: commit {version.sha} never reached the "
+                                   f"remote within {self.confirm_grace:.0f}s; an unconfirmed version is never run")
+                reg.finish(run.id, self.name, "failed", never_confirmed)
+                self.say(f"run {run.id}: failed: {never_confirmed}")
                 self.done.append((run.id, "failed"))
                 return "failed"
             else:

@@ -313,6 +313,16 @@ class Cache:
 
     def _prune(self, cutoff: float, everything: bool) -> dict[str, int]:
         removed = {"trees": 0, "blobs": 0, "docs": 0, "busy": 0}
+        removed["trees"], removed["busy"] = self._prune_trees(cutoff, everything)
+        for section in ("blobs", "docs"):
+            removed[section] = self._prune_files(section, cutoff, everything)
+        self._remove_leftovers()
+        return removed
+
+    def _prune_trees(self, cutoff: float, everything: bool) -> tuple[int, int]:
+        """Remove the trees unused since *cutoff* (all with *everything*) that no process holds.
+        Returns (trees removed, trees skipped because in use)."""
+        removed = busy = 0
         for tree in list(self._trees()):
             try:
                 if not everything and tree.stat().st_mtime > cutoff:
@@ -325,26 +335,41 @@ class Cache:
                 try:
                     fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except BlockingIOError:
-                    removed["busy"] += 1
+                    busy += 1
                     continue
-                trash = tree.parent / f".trash-{tree.name}-{uuid.uuid4().hex}"
-                try:
-                    os.rename(tree, trash)
-                except FileNotFoundError:
-                    continue
-                shutil.rmtree(trash, ignore_errors=True)
-                removed["trees"] += 1
-        for section in ("blobs", "docs"):
-            for dirpath, _dirs, files in os.walk(self.root / section):
-                for name in files:
-                    if name.startswith(".tmp-"):
-                        continue  # a writer's temporary file: left to the grace rule below
-                    path = os.path.join(dirpath, name)
-                    with contextlib.suppress(FileNotFoundError):
-                        if everything or os.path.getmtime(path) <= cutoff:
-                            os.unlink(path)
-                            removed[section] += 1
-        # leftovers of crashed writers (never a young one: its writer may be at work)
+                if self._discard_tree(tree):
+                    removed += 1
+        return removed, busy
+
+    @staticmethod
+    def _discard_tree(tree: Path) -> bool:
+        """Move *tree* aside, then delete it; False when it is gone already. The caller holds its lock."""
+        trash = tree.parent / f".trash-{tree.name}-{uuid.uuid4().hex}"
+        try:
+            os.rename(tree, trash)
+        except FileNotFoundError:
+            return False
+        shutil.rmtree(trash, ignore_errors=True)
+        return True
+
+    def _prune_files(self, section: str, cutoff: float, everything: bool) -> int:
+        """Remove the files of *section* ("blobs", "docs") unused since *cutoff* (all with *everything*);
+        returns how many."""
+        removed = 0
+        for dirpath, _dirs, files in os.walk(self.root / section):
+            for name in files:
+                if name.startswith(".tmp-"):
+                    continue  # a writer's temporary file: left to the grace rule of _remove_leftovers
+                path = os.path.join(dirpath, name)
+                with contextlib.suppress(FileNotFoundError):
+                    if everything or os.path.getmtime(path) <= cutoff:
+                        os.unlink(path)
+                        removed += 1
+        return removed
+
+    def _remove_leftovers(self) -> None:
+        """Remove the temporary files and trash of crashed writers (never a young one, older than
+        :data:`TEMP_GRACE`: its writer may be at work)."""
         grace = time.time() - TEMP_GRACE
         for dirpath, dirs, files in os.walk(self.root):
             for name in dirs + files:
@@ -356,4 +381,3 @@ class Cache:
                                 shutil.rmtree(path, ignore_errors=True)
                             else:
                                 os.unlink(path)
-        return removed

@@ -92,6 +92,7 @@ def main(argv: list[str]) -> int:
                 except GitflowsError as exc:
                     result["error"] = f"could not run the flow: {exc}"
                 else:
+                    assert state is not None  # Flow.run returns None only while a script is being loaded
                     for name, task_state in state.result.items():
                         print(f"  {task_state.state:<8} {name}"
                               + (f"  {task_state.message}" if task_state.message else ""), flush=True)

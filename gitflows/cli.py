@@ -14,13 +14,16 @@ import math
 import os
 import re
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from gitflows.errors import GitflowsError
 from gitflows.redact import redact
 from gitflows.version import __version__
+
+if TYPE_CHECKING:
+    from gitflows.registry import Registry
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USER_ERROR, EXIT_INTERNAL = 0, 1, 2, 3
 EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT
@@ -213,6 +216,7 @@ def _run_file(file: str, flow_name: str | None, parameters: dict[str, Any]) -> N
     secrets = list(getattr(flow.storage, "secrets", None) or [])
     with use_secrets(secrets), redacted_output():
         state = flow.run(parameters=parameters)
+    assert state is not None  # Flow.run returns None only while a script is being loaded
     for name, task_state in state.result.items():
         detail = task_state.message or _short(task_state.result)
         click.echo(f"  {task_state.state:<8} {name}" + (f"  {detail}" if detail else ""))
@@ -337,9 +341,6 @@ def register(paths: tuple[str, ...], hook: bool, from_ref: str | None, to_ref: s
     An unchanged flow (same fingerprint and files) gets no new version. A pending version is never run
     by an agent; it is confirmed when its commit is visible on the remote.
     """
-    import os
-
-    from gitflows.register import ZERO, confirm_pending, git, register_commit
     from gitflows.registry import open_registry
     from gitflows.workspace import find_repo_root
 
@@ -348,32 +349,53 @@ def register(paths: tuple[str, ...], hook: bool, from_ref: str | None, to_ref: s
         root = find_repo_root(os.getcwd())
         if root is None:
             raise click.UsageError("not inside a git repository")
-        ranges: list[tuple[str | None, str]] = []
-        if hook:
-            env_from, env_to = os.environ.get("PRE_COMMIT_FROM_REF"), os.environ.get("PRE_COMMIT_TO_REF")
-            if env_to:
-                ranges.append((env_from, env_to))
-            elif not sys.stdin.isatty():
-                for line in sys.stdin.read().splitlines():
-                    parts = line.split()
-                    if len(parts) == 4 and parts[1] != ZERO:  # a deleted ref pushes nothing
-                        ranges.append((parts[3], parts[1]))
-            if not ranges:
-                # pre-commit pushing a branch with no commit on the remote yet sets no FROM/TO refs
-                # ("all files"): register everything at the pushed branch
-                ranges.append((None, os.environ.get("PRE_COMMIT_LOCAL_BRANCH") or "HEAD"))
-        else:
-            ranges.append((from_ref, to_ref))
-        state = "confirmed" if confirmed else "pending"
-        for old, new in ranges:
-            sha = git(root, "rev-parse", "--verify", f"{new}^{{commit}}").decode().strip()
-            base = git(root, "rev-parse", "--verify", f"{old}^{{commit}}").decode().strip() if old and old != ZERO \
-                else None
-            outcomes = register_commit(registry, root, sha, base, paths or None, state)
-            for o in outcomes:
-                click.echo(f"{o.path}: {o.name}: {o.message}")
-            if not outcomes:
-                click.echo(f"no flow changed in {(base or 'the start')[:12]}..{sha[:12]}", err=True)
+        ranges = _pushed_ranges() if hook else [(from_ref, to_ref)]
+        _register_ranges(registry, root, ranges, paths, "confirmed" if confirmed else "pending")
+    _confirm_visible(registry, hook)
+
+
+def _pushed_ranges() -> list[tuple[str | None, str]]:
+    """The (old, new) ref ranges a push sends, for ``register --hook``: pre-commit's PRE_COMMIT_FROM_REF/
+    PRE_COMMIT_TO_REF, else a plain git pre-push hook's stdin; else the pushed branch from the start."""
+    from gitflows.register import ZERO
+
+    ranges: list[tuple[str | None, str]] = []
+    env_from, env_to = os.environ.get("PRE_COMMIT_FROM_REF"), os.environ.get("PRE_COMMIT_TO_REF")
+    if env_to:
+        ranges.append((env_from, env_to))
+    elif not sys.stdin.isatty():
+        for line in sys.stdin.read().splitlines():
+            parts = line.split()
+            if len(parts) == 4 and parts[1] != ZERO:  # a deleted ref pushes nothing
+                ranges.append((parts[3], parts[1]))
+    if not ranges:
+        # pre-commit pushing a branch with no commit on the remote yet sets no FROM/TO refs
+        # ("all files"): register everything at the pushed branch
+        ranges.append((None, os.environ.get("PRE_COMMIT_LOCAL_BRANCH") or "HEAD"))
+    return ranges
+
+
+def _register_ranges(registry: Registry, root: str, ranges: list[tuple[str | None, str]], paths: tuple[str, ...],
+                     state: str) -> None:
+    """Register, as *state*, the flows changed in each (old, new) range (or the scripts in *paths*)."""
+    from gitflows.register import ZERO, git, register_commit
+
+    for old, new in ranges:
+        sha = git(root, "rev-parse", "--verify", f"{new}^{{commit}}").decode().strip()
+        base = git(root, "rev-parse", "--verify", f"{old}^{{commit}}").decode().strip() if old and old != ZERO \
+            else None
+        outcomes = register_commit(registry, root, sha, base, paths or None, state)
+        for o in outcomes:
+            click.echo(f"{o.path}: {o.name}: {o.message}")
+        if not outcomes:
+            click.echo(f"no flow changed in {(base or 'the start')[:12]}..{sha[:12]}", err=True)
+
+
+def _confirm_visible(registry: Registry, hook: bool) -> None:
+    """Confirm the pending versions whose commit is now on the remote. In a hook, failing to check is
+    a note: a push must not fail because of it."""
+    from gitflows.register import confirm_pending
+
     try:
         results = confirm_pending(registry)
     except Exception as exc:  # a push must not fail because confirmation could not be checked

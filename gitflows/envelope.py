@@ -54,7 +54,7 @@ def flow_to_bytes_pickle(flow: Flow, signing_key_secret: str | None = None) -> b
     """Serialize *flow* with cloudpickle inside a verified envelope (signed when a key is configured)."""
     import cloudpickle
 
-    payload = cloudpickle.dumps(flow)
+    payload: bytes = cloudpickle.dumps(flow)  # cloudpickle is untyped: its dumps returns bytes
     header: dict[str, Any] = {"format": FORMAT, **_versions(), "flow": getattr(flow, "name", None),
                               "size": len(payload), "sha256": hashlib.sha256(payload).hexdigest()}
     key = _signing_key(signing_key_secret)

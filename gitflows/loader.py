@@ -194,7 +194,7 @@ class _Discovery:
         return False
 
     def _blob_id(self, rel: str) -> str | None:
-        return self.listing.get(rel) if self._listed(rel) else None
+        return self.listing.get(rel) if self.listing is not None and self._listed(rel) else None
 
     def exists(self, rel: str) -> bool:
         listed = self._listed(rel)
@@ -300,7 +300,7 @@ def fetch_closure(host: Host, path: str, sha: str, cache: Cache, expected: Closu
                               "the registered record" if expected else "the cached closure")
 
 
-def _read_many(host: Host, items: list[tuple[str, str, str | None]]) -> dict[str, bytes]:
+def _read_many(host: Host, items: Sequence[tuple[str, str, str | None]]) -> dict[str, bytes]:
     """Several files in as few round trips as the host can (its ``read_many``)."""
     return host.read_many(items) if items else {}
 

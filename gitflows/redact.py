@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import Protocol
 from urllib.parse import quote
 
 MASK = "***"
@@ -156,6 +157,14 @@ def get_logger(name: str) -> logging.Logger:
     return logger
 
 
+class _TextSink(Protocol):
+    """What :class:`RedactingStream` writes to: any text stream."""
+
+    def write(self, text: str, /) -> object: ...
+
+    def flush(self) -> object: ...
+
+
 class RedactingStream:
     """A text stream that scrubs registered secrets from what is written, line by line.
 
@@ -164,7 +173,7 @@ class RedactingStream:
     descriptor) do not pass through it.
     """
 
-    def __init__(self, stream: object) -> None:
+    def __init__(self, stream: _TextSink) -> None:
         self._stream = stream
         self._pending = ""
         self._lock = threading.Lock()
@@ -176,18 +185,18 @@ class RedactingStream:
             self._pending += text
             if "\n" in self._pending:
                 done, _, self._pending = self._pending.rpartition("\n")
-                self._stream.write(redact(done + "\n"))  # type: ignore[attr-defined]
+                self._stream.write(redact(done + "\n"))
                 if len(self._pending) > 65536:  # a very long line: do not hold it forever
-                    self._stream.write(redact(self._pending))  # type: ignore[attr-defined]
+                    self._stream.write(redact(self._pending))
                     self._pending = ""
         return len(text)
 
     def flush(self) -> None:
         with self._lock:
             if self._pending:
-                self._stream.write(redact(self._pending))  # type: ignore[attr-defined]
+                self._stream.write(redact(self._pending))
                 self._pending = ""
-        self._stream.flush()  # type: ignore[attr-defined]
+        self._stream.flush()
 
     def __getattr__(self, name: str) -> object:
         return getattr(self._stream, name)
@@ -200,7 +209,7 @@ class redacted_output:  # noqa: N801 - used as a context manager, like contextli
         import sys
 
         self._saved = sys.stdout, sys.stderr
-        sys.stdout, sys.stderr = RedactingStream(sys.stdout), RedactingStream(sys.stderr)  # type: ignore[assignment]
+        sys.stdout, sys.stderr = RedactingStream(sys.stdout), RedactingStream(sys.stderr)
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -205,10 +205,12 @@ def script_timeout() -> float:
 
 def _read_line(proc: subprocess.Popen[bytes], deadline: float) -> bytes | None:
     """One line from *proc*'s stdout; b"" at end of file; None when *deadline* (monotonic) passes first."""
+    import io
     import selectors
 
-    assert proc.stdout is not None
-    fd = proc.stdout.fileno()
+    stdout = proc.stdout
+    assert isinstance(stdout, io.BufferedReader), "a PIPE with Popen's default buffering"  # which has read1
+    fd = stdout.fileno()
     chunks: list[bytes] = []
     with selectors.DefaultSelector() as selector:
         selector.register(fd, selectors.EVENT_READ)
@@ -216,7 +218,7 @@ def _read_line(proc: subprocess.Popen[bytes], deadline: float) -> bytes | None:
             left = deadline - time.monotonic()
             if left <= 0 or not selector.select(left):
                 return None
-            chunk = proc.stdout.read1(65536)
+            chunk = stdout.read1(65536)
             if not chunk:
                 return b"".join(chunks)
             chunks.append(chunk)
@@ -411,15 +413,15 @@ def register_flow(flow: Any, labels: Iterable[str] | None = None, build: bool = 
         storage.add_flow(flow)
     if build:
         storage.build()
-    repo_storage = isinstance(storage, RepoStorage)
-    closure = list(storage.closures.get(flow.name, [])) if repo_storage else []
+    repo_storage = storage if isinstance(storage, RepoStorage) else None
+    closure = list(repo_storage.closures.get(flow.name, [])) if repo_storage is not None else []
     storage_data = storage.serialize()
     digest = hashlib.sha256(json.dumps(storage_data, sort_keys=True, default=str).encode()).hexdigest()
     fingerprint = hashlib.sha256(f"{flow.fingerprint()}:{digest}".encode()).hexdigest()
     version = FlowVersion(
         name=flow.name, version=0, storage=storage_data, repo=getattr(storage, "repo", None),
-        path=storage.flows.get(flow.name), requested_ref=storage.requested_ref if repo_storage else None,
-        sha=storage.sha if repo_storage else None, closure=closure, fingerprint=fingerprint,
+        path=storage.flows.get(flow.name), requested_ref=repo_storage.requested_ref if repo_storage is not None else None,
+        sha=repo_storage.sha if repo_storage is not None else None, closure=closure, fingerprint=fingerprint,
         labels=sorted(set(storage.labels) | set(labels or [])), state="confirmed", registered_at=0.0)
     from gitflows.registry import open_registry
 

@@ -234,48 +234,60 @@ def _compare(name: str, b: FlowSide | None, h: FlowSide | None, new_name: str | 
 
 def _lines(entry: dict[str, Any]) -> list[tuple[str, str]]:
     """(kind, text) lines for one flow; kind is one of add, remove, change, info."""
-    out: list[tuple[str, str]] = []
-    status = entry["status"]
-    if status in ("added", "removed"):
-        out.append(("info", f"tasks: {', '.join(entry['tasks']) or 'none'}"))
-        if entry["parameters"]:
-            out.append(("info", "parameters: " + ", ".join(f"{k}={v!r}" for k, v in entry["parameters"].items())))
-        return out
-    if entry.get("old_name"):
-        out.append(("change", f"renamed from {entry['old_name']!r}"))
-    if entry["path"]["base"] != entry["path"]["head"]:
-        out.append(("change", f"script moved: {entry['path']['base']} -> {entry['path']['head']}"))
-    for t in entry["tasks"]["added"]:
-        out.append(("add", f"task {t}"))
-    for t in entry["tasks"]["removed"]:
-        out.append(("remove", f"task {t}"))
-    for t in entry["tasks"]["changed"]:
-        out.append(("change", f"task {t}: source changed"))
-    for e in entry.get("edges", {}).get("added", []):
-        out.append(("add", f"edge {e[0]} -> {e[1]}" + (f" ({e[2]})" if e[2] else "")))
-    for e in entry.get("edges", {}).get("removed", []):
-        out.append(("remove", f"edge {e[0]} -> {e[1]}" + (f" ({e[2]})" if e[2] else "")))
-    p = entry["parameters"]
-    for k, v in p["added"].items():
-        out.append(("add", f"parameter {k} (default {v!r})"))
-    for k, v in p["removed"].items():
-        out.append(("remove", f"parameter {k}"))
-    for k, v in p["changed"].items():
-        out.append(("change", f"parameter {k}: default {v['base']!r} -> {v['head']!r}"))
-    s = entry["storage"]
-    for k, v in s["added"].items():
-        out.append(("add", f"storage {k} = {v!r}"))
-    for k, v in s["removed"].items():
-        out.append(("remove", f"storage {k} (was {v!r})"))
-    for k, v in s["changed"].items():
-        out.append(("change", f"storage {k}: {v['base']!r} -> {v['head']!r}"))
-    for f in entry["files"]["changed"]:
-        out.append(("change", f"imported file changed: {f}"))
+    if entry["status"] in ("added", "removed"):
+        return _whole_flow_lines(entry)
+    out = [*_identity_lines(entry), *_task_lines(entry["tasks"]), *_edge_lines(entry.get("edges", {})),
+           *_parameter_lines(entry["parameters"]), *_storage_lines(entry["storage"])]
+    out += [("change", f"imported file changed: {f}") for f in entry["files"]["changed"]]
     if entry["fingerprint"]["changed"]:
         out.append(("info", "fingerprint changed"))
     elif entry["status"] == "changed" and not out:
         out.append(("info", "script text changed; structure and fingerprint unchanged"))
     return out
+
+
+def _whole_flow_lines(entry: dict[str, Any]) -> list[tuple[str, str]]:
+    """An added or removed flow: its tasks and parameters."""
+    out = [("info", f"tasks: {', '.join(entry['tasks']) or 'none'}")]
+    if entry["parameters"]:
+        out.append(("info", "parameters: " + ", ".join(f"{k}={v!r}" for k, v in entry["parameters"].items())))
+    return out
+
+
+def _identity_lines(entry: dict[str, Any]) -> list[tuple[str, str]]:
+    """A flow renamed, its script moved."""
+    out: list[tuple[str, str]] = []
+    if entry.get("old_name"):
+        out.append(("change", f"renamed from {entry['old_name']!r}"))
+    if entry["path"]["base"] != entry["path"]["head"]:
+        out.append(("change", f"script moved: {entry['path']['base']} -> {entry['path']['head']}"))
+    return out
+
+
+def _task_lines(tasks: dict[str, list[str]]) -> list[tuple[str, str]]:
+    return ([("add", f"task {t}") for t in tasks["added"]]
+            + [("remove", f"task {t}") for t in tasks["removed"]]
+            + [("change", f"task {t}: source changed") for t in tasks["changed"]])
+
+
+def _edge_lines(edges: dict[str, list[list[str]]]) -> list[tuple[str, str]]:
+    def text(e: list[str]) -> str:
+        return f"edge {e[0]} -> {e[1]}" + (f" ({e[2]})" if e[2] else "")
+
+    return ([("add", text(e)) for e in edges.get("added", [])]
+            + [("remove", text(e)) for e in edges.get("removed", [])])
+
+
+def _parameter_lines(p: dict[str, dict[str, Any]]) -> list[tuple[str, str]]:
+    return ([("add", f"parameter {k} (default {v!r})") for k, v in p["added"].items()]
+            + [("remove", f"parameter {k}") for k in p["removed"]]
+            + [("change", f"parameter {k}: default {v['base']!r} -> {v['head']!r}") for k, v in p["changed"].items()])
+
+
+def _storage_lines(s: dict[str, dict[str, Any]]) -> list[tuple[str, str]]:
+    return ([("add", f"storage {k} = {v!r}") for k, v in s["added"].items()]
+            + [("remove", f"storage {k} (was {v!r})") for k, v in s["removed"].items()]
+            + [("change", f"storage {k}: {v['base']!r} -> {v['head']!r}") for k, v in s["changed"].items()])
 
 
 def format_text(report: dict[str, Any], color: bool = False) -> str:

@@ -361,52 +361,93 @@ def inspect_file(path: str | None = None, contents: str | bytes | None = None) -
 
 
 def _inspect_tree(tree: ast.Module, source: str, display: str) -> ScriptInfo:
-    tasks: dict[str, str] = {}
-    for node in tree.body:
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and any(
-                _is_task_decorator(d) for d in node.decorator_list):
-            segment = ast.get_source_segment(source, node) or node.name
-            tasks[node.name] = hashlib.sha256(segment.encode()).hexdigest()[:16]
-        elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and _call_name(node.value) == "task":
-            for target in node.targets:
-                if isinstance(target, ast.Name):
-                    tasks[target.id] = hashlib.sha256(ast.unparse(node).encode()).hexdigest()[:16]
+    tasks = _task_digests(tree, source)
+    assigned = _assigned_calls(tree)
+    flows, by_var = _declared_flows(tree, assigned, set(tasks))
+    _apply_storage_assignments(tree, assigned, by_var)
+    flows.sort(key=lambda f: f.lineno)
+    return ScriptInfo(path=display, flows=flows, imports=imports_in(tree), tasks=tasks)
 
+
+def _task_digests(tree: ast.Module, source: str) -> dict[str, str]:
+    """The module's top-level tasks (``@task`` functions, ``name = task(...)``), each with a digest of its source."""
+    tasks: dict[str, str] = {}
+    for stmt in tree.body:
+        if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef) and any(
+                _is_task_decorator(d) for d in stmt.decorator_list):
+            segment = ast.get_source_segment(source, stmt) or stmt.name
+            tasks[stmt.name] = hashlib.sha256(segment.encode()).hexdigest()[:16]
+        elif isinstance(stmt, ast.Assign) and isinstance(stmt.value, ast.Call) and _call_name(stmt.value) == "task":
+            for target in stmt.targets:
+                if isinstance(target, ast.Name):
+                    tasks[target.id] = hashlib.sha256(ast.unparse(stmt).encode()).hexdigest()[:16]
+    return tasks
+
+
+def _assigned_calls(tree: ast.Module) -> dict[str, ast.Call]:
+    """Each name bound by ``name = call(...)`` anywhere in the tree, with the call (the last one in walk order)."""
     assigned: dict[str, ast.Call] = {}
-    flows: list[StaticFlow] = []
-    by_var: dict[str, StaticFlow] = {}
     for node in ast.walk(tree):
         if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
             for target in node.targets:
                 if isinstance(target, ast.Name):
                     assigned[target.id] = node.value
+    return assigned
+
+
+def _declared_flows(tree: ast.Module, assigned: dict[str, ast.Call],
+                    task_names: set[str]) -> tuple[list[StaticFlow], dict[str, StaticFlow]]:
+    """The flows of ``with Flow(...) as f:`` blocks and ``f = Flow(...)`` assignments in walk order, and
+    the flows by the variable they are bound to (the last one wins)."""
+    flows: list[StaticFlow] = []
+    by_var: dict[str, StaticFlow] = {}
     for node in ast.walk(tree):
         if isinstance(node, ast.With):
-            for item in node.items:
-                call = _flow_call(item.context_expr)
-                if call is None:
-                    continue
-                var = item.optional_vars.id if isinstance(item.optional_vars, ast.Name) else None
-                storage_kw = next((k.value for k in call.keywords if k.arg == "storage"), None)
-                sf = StaticFlow(_flow_name(call), var, call.lineno, _storage_from(storage_kw, assigned))
-                _scan_body(node.body, sf, set(tasks))
-                flows.append(sf)
-                if var:
-                    by_var[var] = sf
-        elif isinstance(node, ast.Assign) and _flow_call(node.value) is not None:
-            call = _flow_call(node.value)
-            assert call is not None
-            storage_kw = next((k.value for k in call.keywords if k.arg == "storage"), None)
-            for target in node.targets:
-                if isinstance(target, ast.Name):
-                    sf = StaticFlow(_flow_name(call), target.id, call.lineno, _storage_from(storage_kw, assigned))
-                    flows.append(sf)
-                    by_var[target.id] = sf
+            found = _flows_of_with(node, assigned, task_names)
+        elif isinstance(node, ast.Assign):
+            found = _flows_of_assign(node, assigned)
+        else:
+            continue
+        for sf in found:
+            flows.append(sf)
+            if sf.variable:
+                by_var[sf.variable] = sf
+    return flows, by_var
+
+
+def _storage_keyword(call: ast.Call) -> ast.expr | None:
+    return next((k.value for k in call.keywords if k.arg == "storage"), None)
+
+
+def _flows_of_with(node: ast.With, assigned: dict[str, ast.Call], task_names: set[str]) -> list[StaticFlow]:
+    """``with Flow(...) as f:`` — a flow per ``Flow(...)`` item, with the parameters and tasks of the block."""
+    flows = []
+    for item in node.items:
+        call = _flow_call(item.context_expr)
+        if call is None:
+            continue
+        var = item.optional_vars.id if isinstance(item.optional_vars, ast.Name) else None
+        sf = StaticFlow(_flow_name(call), var, call.lineno, _storage_from(_storage_keyword(call), assigned))
+        _scan_body(node.body, sf, task_names)
+        flows.append(sf)
+    return flows
+
+
+def _flows_of_assign(node: ast.Assign, assigned: dict[str, ast.Call]) -> list[StaticFlow]:
+    """``f = Flow(...)`` — a flow per plain name assigned (none when the value is not a ``Flow(...)`` call)."""
+    call = _flow_call(node.value)
+    if call is None:
+        return []
+    storage_kw = _storage_keyword(call)
+    return [StaticFlow(_flow_name(call), target.id, call.lineno, _storage_from(storage_kw, assigned))
+            for target in node.targets if isinstance(target, ast.Name)]
+
+
+def _apply_storage_assignments(tree: ast.Module, assigned: dict[str, ast.Call], by_var: dict[str, StaticFlow]) -> None:
+    """``f.storage = Storage(...)`` anywhere in the tree sets the storage of the flow bound to ``f``."""
     for node in ast.walk(tree):
         if isinstance(node, ast.Assign):
             for target in node.targets:
                 if (isinstance(target, ast.Attribute) and target.attr == "storage"
                         and isinstance(target.value, ast.Name) and target.value.id in by_var):
                     by_var[target.value.id].storage = _storage_from(node.value, assigned)
-    flows.sort(key=lambda f: f.lineno)
-    return ScriptInfo(path=display, flows=flows, imports=imports_in(tree), tasks=tasks)

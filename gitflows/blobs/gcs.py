@@ -30,6 +30,7 @@ class GCSStore:
                 raise ConfigurationError("the GCS storage needs google-cloud-storage:"
                                          " pip install -e '.[gcs]' in the gitflows checkout") \
                     from None
+            unusable: str | None = None
             try:
                 credentials = _secret_credentials()
                 if credentials is None:
@@ -38,8 +39,6 @@ class GCSStore:
                     client = storage.Client(project=self.project or credentials.project_id, credentials=credentials)
             except (google.auth.exceptions.GoogleAuthError, ValueError) as exc:
                 unusable = redact(f"{self.label()}: no usable Google credentials ({type(exc).__name__}: {exc})")
-            else:
-                unusable = None
             if unusable is not None:
                 raise AuthenticationError(unusable)  # outside the handler: the raw key error is not carried
             self._bucket = client.bucket(self.bucket)
@@ -110,7 +109,8 @@ def _secret_credentials() -> Any:
         if isinstance(info.get(field), str):
             register_secret(info[field])
     try:
-        return Credentials.from_service_account_info(info)
+        # google-auth ships py.typed but leaves this classmethod unannotated
+        return Credentials.from_service_account_info(info)  # type: ignore[no-untyped-call]
     except (ValueError, KeyError) as exc:
         raise ConfigurationError(f"secret {SECRET_NAME} is not a usable service account key "
                                  f"({type(exc).__name__}: {exc})") from None

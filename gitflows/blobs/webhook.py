@@ -145,7 +145,9 @@ class WebhookStore:
             if response.status_code >= 400:
                 last.append(response.status_code)
                 raise HTTPFailure(response.status_code, dict(response.headers), response.text[:200])
-            response.request = None  # the filled request (headers with secrets) is not kept
+            # the filled request (headers with secrets) is not kept. requests types the attribute as
+            # PreparedRequest, yet leaves it None itself until a request is attached (Response.__init__)
+            response.request = None  # type: ignore[assignment]
             return response
 
         where = f"Webhook {method} {_no_query(url)}"

@@ -12,6 +12,8 @@ import json
 import platform
 import sys
 import warnings
+from collections.abc import Callable
+from typing import Any
 
 
 def system_check(python_version: str | None) -> None:
@@ -23,8 +25,9 @@ def system_check(python_version: str | None) -> None:
                       UserWarning, stacklevel=2)
 
 
-def check(spec: dict, read=None) -> list[str]:
-    """The problems found, one line each (empty when every flow loads)."""
+def check(spec: dict[str, Any], read: Callable[[str], bytes] | None = None) -> list[str]:
+    """The problems found, one line each (empty when every flow loads). *read* gives a location's bytes
+    (default: the file at that path)."""
     from gitflows.envelope import flow_from_bytes_pickle
     from gitflows.errors import GitflowsError
     from gitflows.flow import select_flow

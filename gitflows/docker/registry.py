@@ -33,7 +33,8 @@ class RegistryClient:
         self.session = requests.Session()
         if password:
             register_secret(password)
-        self._basic = (username, password) if username else None
+        # a user without a password authenticates as "user:" (the pair register_basic_auth masks)
+        self._basic: tuple[str, str] | None = (username, password or "") if username else None
         if self._basic:
             register_basic_auth(username, password)
         self._token: str | None = None
@@ -49,13 +50,12 @@ class RegistryClient:
         for attempt in range(2):
             if self._token:
                 headers["Authorization"] = f"Bearer {self._token}"
+            failed: str | None = None
             try:
                 response = self.session.request(method, url, headers=headers, auth=None if self._token else self._basic,
                                                 timeout=120, **kwargs)
             except requests.RequestException as exc:
                 failed = type(exc).__name__
-            else:
-                failed = None
             if failed is not None:  # raised outside the handler: the library's exception is not carried along
                 raise GitflowsError(f"{self.label()}: {method} {path.split('?')[0]}: no answer ({failed})")
             if response.status_code == 401 and attempt == 0 and self._bearer(response):

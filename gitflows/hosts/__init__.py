@@ -31,10 +31,12 @@ from gitflows.errors import PathNotFoundError
 class Host(Protocol):
     #: short name, first segment of cache keys ("github", "gitlab", ...)
     kind: str
-    #: True when the host reads many paths in one request, missing ones simply absent (GraphQL): the
-    #: loader then resolves each level of imports by reading every candidate path at once instead of
-    #: listing folders, so a cold load costs one request per level whatever the folders hold
-    probes: bool
+    @property
+    def probes(self) -> bool:
+        """True when the host reads many paths in one request, missing ones simply absent (GraphQL): the
+        loader then resolves each level of imports by reading every candidate path at once instead of
+        listing folders, so a cold load costs one request per level whatever the folders hold."""
+        ...
 
     def label(self) -> str:
         """Names the host and repository in messages, e.g. ``GitHub acme/flows (https://api.github.com)``."""
@@ -68,7 +70,9 @@ class Host(Protocol):
 class OneByOne:
     """The shared default ``read_many`` for hosts that cannot fetch several files in one request."""
 
-    probes = False
+    @property
+    def probes(self) -> bool:
+        return False
 
     def read(self, path: str, sha: str, blob_id: str | None = None) -> bytes:
         raise NotImplementedError

@@ -209,26 +209,23 @@ class BitbucketServerHost(_BitbucketBase):
         return f"{self._base}/commits/{quote(ref, safe='')}", "id"
 
     def _list_folder(self, sha: str, folder: str) -> Folder | None:
-        """``browse/<folder>?at=<sha>``: the folder's direct children, with blob ids (``contentId``)."""
-        listed = Folder()
+        """``browse/<folder>?at=<sha>``: the first page of the folder's direct children, with blob ids
+        (``contentId``). A folder with more is marked incomplete: paths in it are read directly instead
+        of paging through it, so a big folder costs a few reads, not its size."""
         path = f"{self._base}/browse/{quote(folder)}" if folder else f"{self._base}/browse"
-        start = 0
-        for _ in range(MAX_PAGES):
-            page = self._get(path, f"listing {folder or 'the root'}/ at commit {sha}", PathNotFoundError,
-                             params={"at": sha, "start": start, "limit": 1000})
-            children = page.get("children")
-            if not isinstance(children, dict):
-                return None  # a file, not a folder
-            for child in children.get("values", []):
-                name = "/".join(child.get("path", {}).get("components", []))
-                rel = f"{folder}/{name}" if folder else name
-                if child.get("type") == "DIRECTORY":
-                    listed.folders.add(rel)
-                elif child.get("type") == "FILE":
-                    listed.files[rel] = child.get("contentId")
-            if children.get("isLastPage", True) or children.get("nextPageStart") is None:
-                return listed
-            start = children["nextPageStart"]
+        page = self._get(path, f"listing {folder or 'the root'}/ at commit {sha}", PathNotFoundError,
+                         params={"at": sha, "start": 0, "limit": 1000})
+        children = page.get("children")
+        if not isinstance(children, dict):
+            return None  # a file, not a folder
+        listed = Folder(complete=bool(children.get("isLastPage", True)))
+        for child in children.get("values", []):
+            name = "/".join(child.get("path", {}).get("components", []))
+            rel = f"{folder}/{name}" if folder else name
+            if child.get("type") == "DIRECTORY":
+                listed.folders.add(rel)
+            elif child.get("type") == "FILE":
+                listed.files[rel] = child.get("contentId")
         return listed
 
     def read(self, path: str, sha: str, blob_id: str | None = None) -> bytes:
@@ -254,7 +251,8 @@ class BitbucketCloudHost(_BitbucketBase):
     def _make_client(self) -> Any:
         from atlassian.rest_client import AtlassianRestAPI
 
-        return AtlassianRestAPI(url=self.url, cloud=True, timeout=30, retry_with_header=False, **self._credentials())
+        credentials: dict[str, Any] = dict(self._credentials())  # username/password or token, as the library takes them
+        return AtlassianRestAPI(url=self.url, cloud=True, timeout=30, retry_with_header=False, **credentials)
 
     @property
     def _base(self) -> str:
@@ -289,11 +287,13 @@ class BitbucketCloudHost(_BitbucketBase):
         return f"{self._base}/commit/{quote(ref, safe='')}", "hash"
 
     def _list_folder(self, sha: str, folder: str) -> Folder | None:
-        """``src/<sha>/<folder>/``: the folder's direct entries (the API gives no blob ids)."""
-        listed = Folder()
+        """``src/<sha>/<folder>/``: the first page (100 entries) of the folder's direct entries (no blob ids);
+        a folder with more is marked incomplete and paths in it are read directly."""
         path = f"{self._base}/src/{sha}/{quote(folder)}/" if folder else f"{self._base}/src/{sha}/"
-        for item in self._pages(path, f"listing {folder or 'the root'}/ at commit {sha}", {"pagelen": 100},
-                                PathNotFoundError):
+        page = self._get(path, f"listing {folder or 'the root'}/ at commit {sha}", PathNotFoundError,
+                         params={"pagelen": 100})
+        listed = Folder(complete=not page.get("next"))
+        for item in page.get("values", []):
             if item.get("type") == "commit_directory":
                 listed.folders.add(str(item["path"]).rstrip("/"))
             elif item.get("type") == "commit_file":

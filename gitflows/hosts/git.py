@@ -31,7 +31,9 @@ from gitflows.errors import (
     RefNotFoundError,
     RepoNotFoundError,
 )
+from gitflows.hosts import smart_http
 from gitflows.hosts.http import HTTPFailure, RetryPolicy, call
+from gitflows.hosts.smart_http import NotUnderstood
 from gitflows.redact import get_logger, register_basic_auth, register_secret
 
 log = get_logger(__name__)
@@ -98,6 +100,7 @@ class GitHost:
         self._client: Any = None
         self._path = ""
         self._commits: dict[str, Any] = {}  # sha -> MemoryRepo holding that commit's trees (and maybe blobs)
+        self._one_post: bool | None = None  # whether the one-POST v2 fetch works here (None: not tried yet)
 
     def label(self) -> str:
         return f"git {self.url}"
@@ -126,11 +129,14 @@ class GitHost:
                 from dulwich.client import default_urllib3_manager
 
                 creds = self._credentials()
+                import urllib3
+
                 manager = default_urllib3_manager(None, base_url=self.url, timeout=60)
+                assert isinstance(manager, urllib3.PoolManager)  # no auth callback asked for: a plain pool
                 manager.connection_pool_kw["retries"] = _no_retries()
                 kwargs: dict[str, Any] = {"timeout": 60, "pool_manager": manager}
                 if creds and creds.bearer:
-                    manager.headers["Authorization"] = f"Bearer {creds.bearer}"
+                    manager.headers = {**manager.headers, "Authorization": f"Bearer {creds.bearer}"}
                 elif creds:
                     kwargs.update(username=creds.username, password=creds.password or "")
                 parts = urlsplit(self.url)
@@ -191,9 +197,7 @@ class GitHost:
         client, path = self._get_client()
         prefixes = [b"HEAD"] if ref is None else [f"refs/heads/{ref}".encode(), f"refs/tags/{ref}".encode(),
                                                    ref.encode()]
-        result = self._call(lambda: client.get_refs(path, protocol_version=2, ref_prefix=prefixes),
-                            f"listing refs for {ref or 'HEAD'}", RefNotFoundError)
-        refs = {k: v for k, v in dict(result.refs).items() if v is not None}
+        refs = self._refs(prefixes, f"listing refs for {ref or 'HEAD'}")
         candidates = [b"HEAD"] if ref is None else [f"refs/tags/{ref}^{{}}".encode(), f"refs/heads/{ref}".encode(),
                                                      f"refs/tags/{ref}".encode(), ref.encode()]
         for name in candidates:
@@ -204,10 +208,35 @@ class GitHost:
         hint = "; give the full 40-character commit SHA" if all(c in "0123456789abcdef" for c in ref.lower()) else ""
         raise RefNotFoundError(f"{self.label()}: no branch or tag {ref!r}{hint}")
 
+    def _refs(self, prefixes: list[bytes], action: str) -> dict[bytes, bytes]:
+        """The refs under *prefixes*: one ls-refs POST over smart HTTP, else the general client's exchange."""
+        client, path = self._get_client()
+        if self._one_post is not False and urlsplit(self.url).scheme in ("http", "https"):
+            try:
+                found = self._call(lambda: self._direct_ls_refs([p.decode() for p in prefixes]), action,
+                                   RefNotFoundError)
+                self._one_post = True
+                return {k.encode(): v.encode() for k, v in found.items()}
+            except NotUnderstood as exc:
+                log.info("%s: the server needs a negotiated exchange (%s); asking it first from now on", self.label(),
+                         exc)
+                self._one_post = False
+        result = self._call(lambda: client.get_refs(path, protocol_version=2, ref_prefix=prefixes), action,
+                            RefNotFoundError)
+        return {k: v for k, v in dict(result.refs).items() if v is not None}
+
     def _fetch(self, wants: list[str], action: str, not_found: type[NotFoundError], **kwargs: Any) -> Any:
         from dulwich.repo import MemoryRepo
 
         client, path = self._get_client()
+        if self._one_post is not False and urlsplit(self.url).scheme in ("http", "https"):
+            try:
+                repo = self._call(lambda: self._direct_fetch(wants, **kwargs), action, not_found)
+                self._one_post = True
+                return repo
+            except NotUnderstood as exc:
+                log.info("%s: the server needs a negotiated fetch (%s); asking it first from now on", self.label(), exc)
+                self._one_post = False
 
         def once() -> Any:
             target = MemoryRepo()
@@ -217,6 +246,55 @@ class GitHost:
             return target
 
         return self._call(once, action, not_found)
+
+    def _auth_header(self) -> str | None:
+        creds = self._credentials()
+        if creds and creds.bearer:
+            return f"Bearer {creds.bearer}"
+        if creds:
+            import base64
+
+            return "Basic " + base64.b64encode(f"{creds.username or ''}:{creds.password or ''}".encode()).decode()
+        return None
+
+    def _send_direct(self, send: Callable[[Any, str | None], T]) -> T:
+        """*send(pool, auth)* through :mod:`gitflows.hosts.smart_http`, its failures as the general client's."""
+        from dulwich.errors import GitProtocolError
+
+        client, _ = self._get_client()
+        try:
+            return send(client.pool_manager, self._auth_header())
+        except smart_http.FetchFailed as exc:
+            if exc.status == 200:  # the server refused in the protocol ("not our ref", "no such object"...)
+                raise GitProtocolError(exc.detail) from None
+            if exc.status == 401:
+                from dulwich.client import HTTPUnauthorized
+
+                raise HTTPUnauthorized(None, self.url) from None
+            if exc.status == 404:  # git-upload-pack is not there: no repository at that URL
+                from dulwich.errors import NotGitRepository
+
+                raise NotGitRepository(self.url) from None
+            raise HTTPFailure(exc.status, exc.headers, exc.detail) from None
+
+    def _direct_ls_refs(self, prefixes: list[str]) -> dict[str, str]:
+        return self._send_direct(lambda pool, auth: smart_http.ls_refs(pool, self.url, prefixes, auth))
+
+    def _direct_fetch(self, wants: list[str], depth: int | None = None, filter_spec: bytes | None = None) -> Any:
+        """One POST (:mod:`gitflows.hosts.smart_http`): the objects *wants* name, into a fresh MemoryRepo."""
+        from dulwich.repo import MemoryRepo
+
+        fetched = self._send_direct(lambda pool, auth: smart_http.fetch(
+            pool, self.url, wants, auth, depth=depth, filter_spec=filter_spec.decode() if filter_spec else None))
+        target = MemoryRepo()
+        pack, commit, abort = target.object_store.add_pack()
+        try:
+            pack.write(fetched.pack)
+            commit()
+        except BaseException:
+            abort()
+            raise
+        return target
 
     def _fetch_or_missing(self, wants: list[str], what: str, not_found: type[NotFoundError], **kwargs: Any) -> Any:
         """Fetch; a server that hangs up on every attempt is taken to lack the objects (git upload-pack

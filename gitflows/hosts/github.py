@@ -52,7 +52,7 @@ class GitHubHost(OneByOne):
         self._client: Any = None
 
     @property
-    def probes(self) -> bool:  # type: ignore[override]
+    def probes(self) -> bool:
         """GitHub's GraphQL API reads many paths per request, but only with a token (it refuses anonymous
         callers): without one, folders are listed and files read over REST."""
         self._repository()
@@ -114,8 +114,8 @@ class GitHubHost(OneByOne):
             ref = self._call(lambda: repo.raw_data["default_branch"], "looking up the default branch", RepoNotFoundError,
                              "the repository does not exist or the token cannot see it")
         try:
-            return self._call(lambda: repo.get_commit(ref).raw_data["sha"], f"resolving ref {ref!r}", RefNotFoundError,
-                              f"no branch, tag or commit {ref!r}", statuses=(404, 422))
+            return str(self._call(lambda: repo.get_commit(ref).raw_data["sha"], f"resolving ref {ref!r}",
+                                  RefNotFoundError, f"no branch, tag or commit {ref!r}", statuses=(404, 422)))
         except RefNotFoundError:
             self._check_repo()
             raise

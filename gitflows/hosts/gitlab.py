@@ -58,7 +58,7 @@ class GitLabHost(OneByOne):
         self._last_headers: dict[str, str] = {}
 
     @property
-    def probes(self) -> bool:  # type: ignore[override]
+    def probes(self) -> bool:
         """GitLab's GraphQL ``repository.blobs(paths:)`` reads many paths per request; it names projects by
         full path, so a project given by numeric id lists folders and reads over REST instead."""
         return not self.repo.isdigit()
@@ -144,7 +144,7 @@ class GitLabHost(OneByOne):
         project = self._proj()
         options = {"path": folder} if folder else {}
         try:
-            entries = self._call(lambda: project.repository_tree(ref=sha, recursive=False, get_all=True, per_page=100,
+            entries = self._call(lambda: project.repository_tree(ref=sha, recursive=False, get_all=False, per_page=100,
                                                                  **options, **NO_SLEEP),
                                  f"listing {folder or 'the root'}/ at commit {sha}",
                                  PathNotFoundError if folder else RefNotFoundError, f"no commit {sha}")
@@ -153,7 +153,7 @@ class GitLabHost(OneByOne):
         except RefNotFoundError:
             self._check_repo()
             raise
-        listed = Folder()
+        listed = Folder(complete=len(entries) < 100)  # a bigger folder: paths in it are read directly
         for entry in entries:
             if entry.get("type") == "tree":
                 listed.folders.add(entry["path"])

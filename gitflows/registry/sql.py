@@ -17,16 +17,19 @@ import os
 import socket
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from gitflows.errors import ConfigurationError, FlowNotFoundError, GitflowsError, NotFoundError
 from gitflows.redact import get_logger, redact, register_secret
 from gitflows.registry.schema import ensure_schema
 
 log = get_logger(__name__)
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
 RUN_STATES = ("scheduled", "claimed", "running", "success", "failed", "lost")
 
@@ -199,14 +202,14 @@ class Registry:
                 pass
             self._conn = None
 
-    def _reconnecting(self, fn: Any, *args: Any) -> Any:
-        """``fn(*args)``, repeated on a fresh connection (backoff 0.1 s doubling to 5 s, for up to
+    def _reconnecting(self, fn: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        """``fn(*args, **kwargs)``, repeated on a fresh connection (backoff 0.1 s doubling to 5 s, for up to
         ``reconnect_for`` seconds) while the connection it had is lost."""
         deadline = time.monotonic() + self.reconnect_for
         delay = 0.1
         while True:
             try:
-                return fn(*args)
+                return fn(*args, **kwargs)
             except Exception as exc:
                 lost = self._connected_once and (self.dialect.disconnected(exc) or (
                     isinstance(exc, GitflowsError) and "cannot connect" in str(exc)))
@@ -222,7 +225,7 @@ class Registry:
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
-    def _retry(self, fn: Any) -> Any:
+    def _retry(self, fn: Callable[[], _T]) -> _T:
         for attempt in range(20):
             try:
                 return fn()
@@ -230,6 +233,7 @@ class Registry:
                 if attempt == 19 or not _transient(exc):
                     raise
                 time.sleep(0.05 * (attempt + 1))
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     def _exec(self, sql: str, args: Sequence[Any] = ()) -> Any:
         if self._in_tx:
@@ -424,7 +428,7 @@ class Registry:
     def reap(self, lease: float) -> list[tuple[int, str]]:
         """Runs whose agent stopped heartbeating for longer than the lease the run was claimed with
         (*lease* for runs claimed without one): rescheduled, or lost when out of attempts."""
-        return self._reconnecting(self._reap_once, lease)  # type: ignore[no-any-return]
+        return self._reconnecting(self._reap_once, lease)
 
     def _reap_once(self, lease: float) -> list[tuple[int, str]]:
         now = time.time()

@@ -116,34 +116,46 @@ class Storage:
             raise WrongTypeError(f"{self.type_name}.get_flow expects a flow name (str), got {type(arg).__name__}")
         if flow_name is not None and not isinstance(flow_name, str):
             raise WrongTypeError(f"{self.type_name}.get_flow: flow_name must be a str, got {type(flow_name).__name__}")
-        if arg is not None and arg in self.flows:  # a name
+        if arg is None:
+            return self._locate_without_argument(flow_name)
+        return self._locate_argument(arg, flow_name)
+
+    def _locate_argument(self, arg: str, flow_name: str | None) -> tuple[str | None, str]:
+        """``_locate`` given a flow name or a location (*arg*), and maybe *flow_name* too."""
+        if arg in self.flows:  # a name
             if flow_name is not None and flow_name != arg:
                 raise ConfigurationError(f"{self.type_name}.get_flow({arg!r}, flow_name={flow_name!r}): "
                                          "two different flow names; give one")
             return arg, self.flows[arg]
-        if arg is not None and arg in self.flows.values():  # a location (2020 API)
-            names = [n for n, loc in self.flows.items() if loc == arg]
-            if flow_name is not None:
-                if flow_name not in names:
-                    raise FlowNotFoundError(f"{self.type_name} storage: {arg} holds {_names(names)}, "
-                                            f"not {flow_name!r}")
-                return flow_name, arg
-            if len(names) > 1:
-                raise FlowNotFoundError(f"{self.type_name} storage: {arg} holds {len(names)} flows "
-                                        f"({_names(names)}); say which with flow_name=")
-            return names[0], arg
-        if arg is not None and self.flows:
+        if arg in self.flows.values():  # a location (2020 API)
+            return self._locate_recorded_location(arg, flow_name)
+        if self.flows:
             raise FlowNotFoundError(self._missing(arg))
-        if arg is not None and flow_name is not None:
+        if flow_name is not None:
             if arg != self.own_location:
                 raise ConfigurationError(f"{self.type_name}.get_flow({arg!r}, flow_name={flow_name!r}): {arg!r} is "
                                          "not a location this storage recorded")
             return flow_name, arg
-        if arg is not None:  # nothing recorded: a flow name picked out of the storage's own location
-            if arg == self.own_location:
-                return None, arg
-            return arg, self._own_location_or_error(arg)
-        # no argument: the named flow, the only flow, or the storage's own location
+        # nothing recorded: a flow name picked out of the storage's own location
+        if arg == self.own_location:
+            return None, arg
+        return arg, self._own_location_or_error(arg)
+
+    def _locate_recorded_location(self, location: str, flow_name: str | None) -> tuple[str, str]:
+        """``_locate`` given a location some flow was recorded at: the flow there (*flow_name* or the only one)."""
+        names = [n for n, loc in self.flows.items() if loc == location]
+        if flow_name is not None:
+            if flow_name not in names:
+                raise FlowNotFoundError(f"{self.type_name} storage: {location} holds {_names(names)}, "
+                                        f"not {flow_name!r}")
+            return flow_name, location
+        if len(names) > 1:
+            raise FlowNotFoundError(f"{self.type_name} storage: {location} holds {len(names)} flows "
+                                    f"({_names(names)}); say which with flow_name=")
+        return names[0], location
+
+    def _locate_without_argument(self, flow_name: str | None) -> tuple[str | None, str]:
+        """``_locate`` with no name or location: the named flow, the only flow, or the storage's own location."""
         if flow_name is not None:
             if self.flows and flow_name not in self.flows:
                 raise FlowNotFoundError(self._missing(flow_name))
@@ -252,7 +264,8 @@ class Storage:
         if self.result is not None:
             data["result"] = self.result if _jsonable(self.result) else repr(self.result)
         text = json.dumps(data, default=str)
-        return json.loads(redact(text))
+        redacted: dict[str, Any] = json.loads(redact(text))  # a JSON object: *data* dumped and read back
+        return redacted
 
     def restore(self, data: dict[str, Any]) -> None:
         """Take back state that ``serialize`` wrote beyond the constructor arguments (pins, digests)."""

@@ -47,7 +47,8 @@ class BlobStorage(Storage):
 
     @property
     def given_key(self) -> str | None:
-        return getattr(self, self.key_field)
+        key: str | None = getattr(self, self.key_field)  # a constructor argument typed str | None
+        return key
 
     def _location_for(self, flow: Flow) -> str:
         return safe_key(self.given_key) if self.given_key else generated_key(flow.name)

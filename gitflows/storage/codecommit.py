@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from gitflows.aws import split_client_options
-from gitflows.hosts import Host
 from gitflows.hosts.codecommit import CodeCommitHost
 from gitflows.storage.repo import RepoStorage
 
@@ -37,10 +36,10 @@ class CodeCommit(RepoStorage):
     def script_path(self) -> str | None:
         return self.path.lstrip("/") if self.path else self.path
 
-    def make_host(self) -> Host:
+    def make_host(self) -> CodeCommitHost:
         return CodeCommitHost(self.repo, self.client_options, credentials=self._credentials)
 
     @property
     def _boto3_client(self) -> Any:
         """The boto3 CodeCommit client this storage uses (Prefect 1's property of that name)."""
-        return self.make_host().client()  # type: ignore[attr-defined]
+        return self.make_host().client()

@@ -81,32 +81,48 @@ def mismatch(value: Any, hint: Any) -> str | None:
     if hint is type(None) or hint is None:
         return None if value is None else _found(value)
     if origin in (typing.Union, types.UnionType):
-        found = [mismatch(value, a) for a in args]
-        if any(f is None for f in found):
-            return None
-        # A value of the right container holding a wrong item: say which item, not just the container.
-        return next((f for f in found if f and f != _found(value)), _found(value))
+        return _union_mismatch(value, args)
     if origin is typing.Literal:
         return None if value in args else repr(value)[:40]
     if origin in _MAPPINGS or hint in _MAPPINGS:
-        if not isinstance(value, dict):
-            return _found(value)
-        key, item = args if len(args) == 2 else (Any, Any)
-        for k, v in value.items():
-            for part, part_hint, what in ((k, key, "key"), (v, item, f"value at {str(k)[:40]!r}")):
-                bad = mismatch(part, part_hint)
-                if bad is not None:
-                    return f"a dict whose {what} is {bad}"
-        return None
+        return _mapping_mismatch(value, args)
     if origin in _SEQUENCES or hint in _SEQUENCES:
-        if not isinstance(value, list | tuple):
-            return _found(value)
-        item = args[0] if args else Any
-        for i, element in enumerate(value):
-            bad = mismatch(element, item)
-            if bad is not None:
-                return f"a list whose item {i} is {bad}"
+        return _sequence_mismatch(value, args)
+    return _scalar_mismatch(value, hint)
+
+
+def _union_mismatch(value: Any, members: tuple[Any, ...]) -> str | None:
+    found = [mismatch(value, a) for a in members]
+    if any(f is None for f in found):
         return None
+    # A value of the right container holding a wrong item: say which item, not just the container.
+    return next((f for f in found if f and f != _found(value)), _found(value))
+
+
+def _mapping_mismatch(value: Any, args: tuple[Any, ...]) -> str | None:
+    if not isinstance(value, dict):
+        return _found(value)
+    key, item = args if len(args) == 2 else (Any, Any)
+    for k, v in value.items():
+        for part, part_hint, what in ((k, key, "key"), (v, item, f"value at {str(k)[:40]!r}")):
+            bad = mismatch(part, part_hint)
+            if bad is not None:
+                return f"a dict whose {what} is {bad}"
+    return None
+
+
+def _sequence_mismatch(value: Any, args: tuple[Any, ...]) -> str | None:
+    if not isinstance(value, list | tuple):
+        return _found(value)
+    item = args[0] if args else Any
+    for i, element in enumerate(value):
+        bad = mismatch(element, item)
+        if bad is not None:
+            return f"a list whose item {i} is {bad}"
+    return None
+
+
+def _scalar_mismatch(value: Any, hint: Any) -> str | None:
     if hint is bool:
         return None if isinstance(value, bool) else _found(value)
     if hint is int:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from gitflows.blobs import BlobStore
 from gitflows.blobs.gcs import GCSStore
 from gitflows.errors import FlowStorageError, PathNotFoundError
 from gitflows.flow import Flow
@@ -29,13 +28,13 @@ class GCS(BlobStorage):
         super().__init__(stored_as_script=stored_as_script, local_script_path=local_script_path, **kwargs)
         self.bucket, self.key, self.project = bucket, key, project
 
-    def make_store(self) -> BlobStore:
+    def make_store(self) -> GCSStore:
         return GCSStore(self.bucket, self.project)
 
     @property
     def _gcs_client(self) -> Any:
         """The google-cloud-storage client this storage uses (Prefect 1's property of that name)."""
-        return self.make_store()._b().client  # type: ignore[attr-defined]
+        return self.make_store()._b().client
 
     def _load(self, name: str | None, location: str) -> Flow:
         try:

@@ -66,11 +66,13 @@ class RepoStorage(Storage):
 
     @property
     def script_path(self) -> str | None:
-        return getattr(self, self.path_field)
+        value = getattr(self, self.path_field)
+        return None if value is None else str(value)
 
     @property
     def requested_ref(self) -> str | None:
-        return getattr(self, self.ref_field)
+        value = getattr(self, self.ref_field)
+        return None if value is None else str(value)
 
     def _location_for(self, flow: Flow) -> str:
         if not self.script_path:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from gitflows.aws import split_client_options
-from gitflows.blobs import BlobStore
 from gitflows.blobs.s3 import S3Store
 from gitflows.storage.blob import BlobStorage
 
@@ -35,10 +34,10 @@ class S3(BlobStorage):
         self.client_options = options if client_options is not None else None
         self.upload_options = upload_options
 
-    def make_store(self) -> BlobStore:
+    def make_store(self) -> S3Store:
         return S3Store(self.bucket, self.client_options, self.upload_options, credentials=self._credentials)
 
     @property
     def _boto3_client(self) -> Any:
         """The boto3 S3 client this storage uses (Prefect 1's property of that name)."""
-        return self.make_store()._c()  # type: ignore[attr-defined]
+        return self.make_store()._c()

@@ -24,7 +24,7 @@ def get_flow_image(flow: Any) -> str:
     if run_config is not None and hasattr(run_config, "image"):
         return str(run_config.image)
     storage = getattr(flow, "storage", None)
-    if getattr(storage, "type_name", None) != "Docker":
+    if storage is None or getattr(storage, "type_name", None) != "Docker":
         raise ConfigurationError(
             f"Storage for flow run {flow.name} is not of type Docker and run_config has no `image` attribute "
             "in the metadata field.")

@@ -64,81 +64,94 @@ def azurite(tmp_path_factory):
 
 @pytest.fixture(params=KINDS)
 def backend(request, monkeypatch, tmp_path):
-    kind = request.param
-    if kind == "s3":
-        moto = request.getfixturevalue("moto")
-        import boto3
+    return BUILDERS[request.param](request, monkeypatch, tmp_path)
 
-        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE")
-        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", AWS_SECRET)
-        monkeypatch.delenv("AWS_PROFILE", raising=False)
-        options = {"endpoint_url": f"http://127.0.0.1:{moto.port}", "region_name": "us-east-1"}
-        client = boto3.client("s3", **options)
-        bucket = f"flows-{uuid.uuid4().hex[:12]}"
-        client.create_bucket(Bucket=bucket)
 
-        def make(bucket=bucket, **kw):
-            return S3(bucket, client_options=options, **kw)
+def _s3(request, monkeypatch, tmp_path):
+    kind = "s3"
+    moto = request.getfixturevalue("moto")
+    import boto3
 
-        def break_credentials():
-            auth = start_moto(auth=True)
-            request.addfinalizer(auth.stop)
-            options["endpoint_url"] = f"http://127.0.0.1:{auth.port}"
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", AWS_SECRET)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    options = {"endpoint_url": f"http://127.0.0.1:{moto.port}", "region_name": "us-east-1"}
+    client = boto3.client("s3", **options)
+    bucket = f"flows-{uuid.uuid4().hex[:12]}"
+    client.create_bucket(Bucket=bucket)
 
-        return Backend(kind, make, lambda k, d: client.put_object(Bucket=bucket, Key=k, Body=d), break_credentials,
-                       lambda: S3(bucket, client_options={"endpoint_url": f"http://127.0.0.1:{free_port()}",
-                                                          "region_name": "us-east-1"}), AWS_SECRET)
-    if kind == "gcs":
-        server = request.getfixturevalue("gcs_server")
-        monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{server.port}")
-        from google.cloud import storage
+    def make(bucket=bucket, **kw):
+        return S3(bucket, client_options=options, **kw)
 
-        client = storage.Client(project="test")
-        bucket = f"flows-{uuid.uuid4().hex[:12]}"
-        client.create_bucket(bucket)
+    def break_credentials():
+        auth = start_moto(auth=True)
+        request.addfinalizer(auth.stop)
+        options["endpoint_url"] = f"http://127.0.0.1:{auth.port}"
 
-        def make(bucket=bucket, **kw):
-            return GCS(bucket, project="test", **kw)
+    return Backend(kind, make, lambda k, d: client.put_object(Bucket=bucket, Key=k, Body=d), break_credentials,
+                   lambda: S3(bucket, client_options={"endpoint_url": f"http://127.0.0.1:{free_port()}",
+                                                      "region_name": "us-east-1"}), AWS_SECRET)
 
-        def break_credentials():
-            bad = tmp_path / "bad-credentials.json"
-            bad.write_text('{"type": "service_account", "project_id": "test", "private_key": "not a key"}')
-            monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(bad))
-            monkeypatch.delenv("STORAGE_EMULATOR_HOST")
 
-        def unreachable():
-            monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{free_port()}")
-            return GCS(bucket, project="test")
+def _gcs(request, monkeypatch, tmp_path):
+    kind = "gcs"
+    server = request.getfixturevalue("gcs_server")
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{server.port}")
+    from google.cloud import storage
 
-        return Backend(kind, make, lambda k, d: client.bucket(bucket).blob(k).upload_from_string(d),
-                       break_credentials, unreachable, "not a key")
-    if kind == "azure":
-        server = request.getfixturevalue("azurite")
-        conn = azurite_connection_string(server.port)
-        monkeypatch.setenv("AZ_CONN", conn)
-        from azure.storage.blob import BlobServiceClient
+    client = storage.Client(project="test")
+    bucket = f"flows-{uuid.uuid4().hex[:12]}"
+    client.create_bucket(bucket)
 
-        service = BlobServiceClient.from_connection_string(conn)
-        container = f"flows-{uuid.uuid4().hex[:12]}"
-        service.create_container(container)
+    def make(bucket=bucket, **kw):
+        return GCS(bucket, project="test", **kw)
 
-        def make(bucket=container, **kw):
-            if "key" in kw:
-                kw["blob_name"] = kw.pop("key")
-            return Azure(bucket, connection_string_secret="AZ_CONN", **kw)
+    def break_credentials():
+        bad = tmp_path / "bad-credentials.json"
+        bad.write_text('{"type": "service_account", "project_id": "test", "private_key": "not a key"}')
+        monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(bad))
+        monkeypatch.delenv("STORAGE_EMULATOR_HOST")
 
-        wrong_key = "V3JvbmdLZXlWYWx1ZVRoYXRJc0xvbmdFbm91Z2hUb0xvb2tSZWFsMDEyMzQ1Njc4OQ=="
+    def unreachable():
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{free_port()}")
+        return GCS(bucket, project="test")
 
-        def break_credentials():
-            monkeypatch.setenv("AZ_CONN", azurite_connection_string(server.port, wrong_key))
+    return Backend(kind, make, lambda k, d: client.bucket(bucket).blob(k).upload_from_string(d),
+                   break_credentials, unreachable, "not a key")
 
-        def unreachable():
-            monkeypatch.setenv("AZ_CONN", azurite_connection_string(free_port()))
-            return Azure(container, connection_string_secret="AZ_CONN")
 
-        return Backend(kind, make,
-                       lambda k, d: service.get_container_client(container).upload_blob(k, d, overwrite=True),
-                       break_credentials, unreachable, wrong_key)
+def _azure(request, monkeypatch, tmp_path):
+    kind = "azure"
+    server = request.getfixturevalue("azurite")
+    conn = azurite_connection_string(server.port)
+    monkeypatch.setenv("AZ_CONN", conn)
+    from azure.storage.blob import BlobServiceClient
+
+    service = BlobServiceClient.from_connection_string(conn)
+    container = f"flows-{uuid.uuid4().hex[:12]}"
+    service.create_container(container)
+
+    def make(bucket=container, **kw):
+        if "key" in kw:
+            kw["blob_name"] = kw.pop("key")
+        return Azure(bucket, connection_string_secret="AZ_CONN", **kw)
+
+    wrong_key = "V3JvbmdLZXlWYWx1ZVRoYXRJc0xvbmdFbm91Z2hUb0xvb2tSZWFsMDEyMzQ1Njc4OQ=="
+
+    def break_credentials():
+        monkeypatch.setenv("AZ_CONN", azurite_connection_string(server.port, wrong_key))
+
+    def unreachable():
+        monkeypatch.setenv("AZ_CONN", azurite_connection_string(free_port()))
+        return Azure(container, connection_string_secret="AZ_CONN")
+
+    return Backend(kind, make,
+                   lambda k, d: service.get_container_client(container).upload_blob(k, d, overwrite=True),
+                   break_credentials, unreachable, wrong_key)
+
+
+def _webhook(request, monkeypatch, tmp_path):
+    kind = "webhook"
     server = WebhookServer(token=WEBHOOK_TOKEN)
     request.addfinalizer(server.stop)
     monkeypatch.setenv("WEBHOOK_TOKEN", WEBHOOK_TOKEN)
@@ -161,3 +174,6 @@ def backend(request, monkeypatch, tmp_path):
 
     return Backend(kind, make, lambda k, d: server.objects.__setitem__(f"/flows/{k}", d), break_credentials,
                    unreachable, WEBHOOK_TOKEN)
+
+
+BUILDERS = {"s3": _s3, "gcs": _gcs, "azure": _azure, "webhook": _webhook}

@@ -288,3 +288,30 @@ def test_a_git_server_echoing_the_token_never_has_it_carried_by_the_error(tmp_pa
     assert seen and all(h.startswith("Basic ") for h in seen)  # the token did reach the server, in a header
     assert f"127.0.0.1:{server.server_port}" in str(info.value)
     assert_secret_not_carried(token, info.value)
+
+
+def test_a_pinned_commit_costs_three_requests_and_a_branch_one_more(source, bare):
+    """Over smart HTTP the loader knows what it wants: the commit's trees in one POST, then the script's blob,
+    then the blobs its imports need — no capability or ref exchange for a pinned SHA; a branch costs one ref
+    lookup. A server that cannot answer that way gets the general negotiation (the no-filter tests)."""
+    import os
+
+    from ..servers.fixtures import start_http
+
+    server = start_http(bare.parent)
+    try:
+        os.environ["CLONE_URL_COUNT"] = f"{server.url}/flows.git"
+        pinned = Git("flows/etl.py", "acme/flows", git_clone_url_secret_name="CLONE_URL_COUNT", commit=source.v1)
+        assert pinned.get_flow("etl").run().results["transform"] == "v1:0,10,20"
+        assert server.stats.requests == ["POST /flows.git/git-upload-pack"] * 3, server.stats.requests
+        clear_cache()
+        server.stats.reset()
+        branch = Git("flows/etl.py", "acme/flows", git_clone_url_secret_name="CLONE_URL_COUNT", branch_name="trunk")
+        assert branch.get_flow("etl").run().results["transform"] == "v1:0,10,20"
+        assert server.stats.requests == ["POST /flows.git/git-upload-pack"] * 4, server.stats.requests  # + ls-refs
+        server.stats.reset()
+        assert branch.get_flow("etl").run().results["transform"] == "v1:0,10,20"  # warm: only the ref lookup
+        assert server.stats.requests == ["POST /flows.git/git-upload-pack"], server.stats.requests
+    finally:
+        os.environ.pop("CLONE_URL_COUNT", None)
+        server.stop()
