@@ -125,7 +125,7 @@ def secret_credentials() -> dict[str, str]:
 
 
 def client(service: str, options: Mapping[str, Any], extra: str, credentials: AWSCredentials | None = None) -> Any:
-    """A boto3 client with botocore's own retries off (gitflows.hosts.http retries).
+    """A boto3 client with botocore's own retries off (gitflows.remote retries).
 
     Credentials: those given in ``client_options``, else the ``AWS_CREDENTIALS`` secret, else
     boto3's default chain."""
@@ -156,11 +156,11 @@ def translated(fn: Callable[[], T], missing: Callable[[str, int, str], Exception
     """Run a boto3 call, turning its failures into what gitflows' retry policy acts on.
 
     *missing(code, status, message)* returns the not-found error for that answer, or None; anything
-    else becomes an :class:`~gitflows.hosts.http.HTTPFailure` (retried when it is transient).
+    else becomes an :class:`~gitflows.remote.HTTPFailure` (retried when it is transient).
     """
     from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, ParamValidationError
 
-    from gitflows.hosts.http import HTTPFailure
+    from gitflows.remote import HTTPFailure
 
     try:
         return fn()

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gitflows.cache import Cache, git_blob_id
-from gitflows.errors import ConfigurationError, IntegrityError, PathNotFoundError, ScriptError
+from gitflows.errors import ConfigurationError, IntegrityError, PathNotFoundError, RefNotFoundError, ScriptError
 from gitflows.flow import Flow, select_flow
 from gitflows.hosts import Host
 from gitflows.hosts.listing import FolderListing
@@ -82,7 +82,11 @@ def resolve(host: Host, ref: str | None) -> str:
     """A full SHA as is; anything else through the host, once."""
     if ref is not None and is_full_sha(ref):
         return str(ref)
-    sha = host.resolve(ref)
+    try:
+        sha = host.resolve(ref)
+    except RefNotFoundError:
+        host.check_repo()  # many APIs answer a missing repository and a missing ref with the same 404
+        raise
     if not is_full_sha(sha):
         raise IntegrityError(f"{host.label()}: ref {ref!r} resolved to {sha!r}, which is not a full commit SHA")
     log.info("%s: resolved %s to %s", host.label(), ref or "the default branch", sha)
@@ -289,17 +293,6 @@ def _tree(host: Host, sha: str, cache: Cache, closure: Closure, files: dict[str,
     return cache.materialise(key, {rel: files[rel] for rel, _ in closure})
 
 
-def fetch_closure(host: Host, path: str, sha: str, cache: Cache, expected: Closure | None = None,
-                  extra: Sequence[str] = (), from_host: bool = False) -> tuple[Closure, Path]:
-    """The verified closure of *path* at *sha*, materialised in the cache (fetching only what is missing).
-    The tree is not locked once this returns: :func:`load` holds the lock from lookup to import."""
-    path = safe_relpath(path)
-    closure, files = _closure(host, path, sha, cache, expected, extra, from_host)
-    with cache.holding(_tree_key(host, sha, closure)):
-        return closure, _tree(host, sha, cache, closure, files,
-                              "the registered record" if expected else "the cached closure")
-
-
 def _read_many(host: Host, items: Sequence[tuple[str, str, str | None]]) -> dict[str, bytes]:
     """Several files in as few round trips as the host can (its ``read_many``)."""
     return host.read_many(items) if items else {}
@@ -322,9 +315,13 @@ def load(host: Host, path: str, ref: str | None = None, flow_name: str | None = 
     until the script has been imported and this returns (``gitflows cache prune`` skips it meanwhile).
     """
     cache = cache or Cache()
-    sha = resolve(host, ref)
     path = safe_relpath(path)
-    closure, files = _closure(host, path, sha, cache, expected, extra, from_host)
+    sha = resolve(host, ref)
+    try:
+        closure, files = _closure(host, path, sha, cache, expected, extra, from_host)
+    except RefNotFoundError:  # the commit is not there: or is it the repository?
+        host.check_repo()
+        raise
     with cache.holding(_tree_key(host, sha, closure)):
         tree = _tree(host, sha, cache, closure, files, "the registered record" if expected else "the cached closure")
         script = tree.joinpath(*path.split("/"))

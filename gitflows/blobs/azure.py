@@ -22,8 +22,8 @@ from gitflows.errors import (
     ObjectExistsError,
     PathNotFoundError,
 )
-from gitflows.hosts.http import HTTPFailure, RetryPolicy, call
 from gitflows.redact import get_logger, register_secret
+from gitflows.remote import HTTPFailure, RetryPolicy, call
 
 T = TypeVar("T")
 log = get_logger(__name__)

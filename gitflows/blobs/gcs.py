@@ -6,8 +6,8 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from gitflows.errors import AuthenticationError, BucketNotFoundError, ConfigurationError, NotFoundError, PathNotFoundError
-from gitflows.hosts.http import HTTPFailure, RetryPolicy, call
 from gitflows.redact import redact
+from gitflows.remote import HTTPFailure, RetryPolicy, call
 
 T = TypeVar("T")
 

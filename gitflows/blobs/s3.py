@@ -8,8 +8,8 @@ from typing import Any, TypeVar
 from gitflows.aws import AWSCredentials, split_client_options, translated
 from gitflows.aws import client as aws_client
 from gitflows.errors import BucketNotFoundError, ConfigurationError, NotFoundError, PathNotFoundError
-from gitflows.hosts.http import RetryPolicy, call
 from gitflows.redact import get_logger
+from gitflows.remote import RetryPolicy, call
 
 T = TypeVar("T")
 log = get_logger("gitflows.storage.S3")

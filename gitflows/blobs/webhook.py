@@ -22,8 +22,8 @@ from gitflows.errors import (
     PathNotFoundError,
     SecretNotFoundError,
 )
-from gitflows.hosts.http import HTTPFailure, RetryPolicy, also_builtin, call
 from gitflows.redact import register_secret
+from gitflows.remote import HTTPFailure, RetryPolicy, also_builtin, call
 from gitflows.secrets import resolve_secret
 
 HTTP_METHODS = ("GET", "PATCH", "POST", "PUT")  # Prefect 1's list

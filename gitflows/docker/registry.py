@@ -12,8 +12,9 @@ import json
 import re
 from typing import Any
 
-from gitflows.errors import AuthenticationError, GitflowsError, IntegrityError, NotFoundError
+from gitflows.errors import GitflowsError, IntegrityError, NotFoundError
 from gitflows.redact import redact, register_basic_auth, register_secret
+from gitflows.remote import HTTPFailure, call
 
 MANIFEST_TYPES = ("application/vnd.oci.image.manifest.v1+json",
                   "application/vnd.docker.distribution.manifest.v2+json")
@@ -43,29 +44,39 @@ class RegistryClient:
         return f"registry {self.url}"
 
     def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        """One registry request through :func:`gitflows.remote.call`: connection failures, 5xx and rate
+        limits retried under gitflows' policy; 401/403 as AuthenticationError/AccessDeniedError. Other
+        statuses are the caller's (:meth:`_check`)."""
         import requests
 
         url = path if path.startswith("http") else f"{self.url}{path}"
         headers = dict(kwargs.pop("headers", {}) or {})
-        for attempt in range(2):
-            if self._token:
-                headers["Authorization"] = f"Bearer {self._token}"
-            failed: str | None = None
-            try:
-                response = self.session.request(method, url, headers=headers, auth=None if self._token else self._basic,
-                                                timeout=120, **kwargs)
-            except requests.RequestException as exc:
-                failed = type(exc).__name__
-            if failed is not None:  # raised outside the handler: the library's exception is not carried along
-                raise GitflowsError(f"{self.label()}: {method} {path.split('?')[0]}: no answer ({failed})")
-            if response.status_code == 401 and attempt == 0 and self._bearer(response):
-                continue
-            break
-        if response.status_code == 401:
-            raise AuthenticationError(f"{self.label()}: authentication failed (HTTP 401) for {path.split('?')[0]}")
-        if response.status_code == 403:
-            raise AuthenticationError(f"{self.label()}: access denied (HTTP 403) for {path.split('?')[0]}")
-        return response
+        seek = getattr(kwargs.get("data"), "seek", None)
+
+        def once() -> Any:
+            for attempt in range(2):
+                if self._token:
+                    headers["Authorization"] = f"Bearer {self._token}"
+                if seek is not None:
+                    seek(0)  # a retried upload starts again from the first byte
+                failed: str | None = None
+                try:
+                    response = self.session.request(method, url, headers=headers,
+                                                    auth=None if self._token else self._basic, timeout=120, **kwargs)
+                except requests.RequestException as exc:
+                    failed = type(exc).__name__
+                if failed is not None:  # raised outside the handler: the library's exception is not carried
+                    raise HTTPFailure(None, {}, failed)
+                if response.status_code == 401 and attempt == 0 and self._bearer(response):
+                    continue
+                break
+            status = response.status_code
+            if status in (401, 403, 408, 429) or status >= 500:
+                raise HTTPFailure(status, dict(response.headers), response.text[:200])
+            return response
+
+        return call(once, where=self.label(), action=f"{method} {path.split('?')[0]}",
+                    auth_hint="check the registry user name and password secrets")
 
     def _bearer(self, response: Any) -> bool:
         challenge = response.headers.get("WWW-Authenticate", "")

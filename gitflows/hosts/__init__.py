@@ -50,6 +50,12 @@ class Host(Protocol):
         """The full commit SHA of a branch, tag or (short) SHA; ``None`` means the default branch."""
         ...
 
+    def check_repo(self) -> None:
+        """Raise ``RepoNotFoundError`` when the repository does not exist (or cannot be seen). The loader
+        calls it once, after a ``RefNotFoundError``: many APIs answer a bare 404 for a missing repository
+        and a missing ref alike."""
+        ...
+
     def tree(self, sha: str) -> Mapping[str, str | None] | None:
         """Every file path at commit *sha* mapped to its git blob id (None where the host omits it),
         possibly filled lazily; None when the host cannot list at all (the loader then reads paths)."""
@@ -73,6 +79,10 @@ class OneByOne:
     @property
     def probes(self) -> bool:
         return False
+
+    def check_repo(self) -> None:
+        """Nothing to do where errors already say which is missing (the default)."""
+        return None
 
     def read(self, path: str, sha: str, blob_id: str | None = None) -> bytes:
         raise NotImplementedError

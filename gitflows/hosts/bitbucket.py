@@ -26,8 +26,8 @@ from gitflows.errors import (
     RepoNotFoundError,
 )
 from gitflows.hosts import OneByOne
-from gitflows.hosts.http import HTTPFailure, RetryPolicy, call
 from gitflows.hosts.listing import Folder, FolderListing
+from gitflows.remote import HTTPFailure, RetryPolicy, call
 
 CLOUD_URL = "https://api.bitbucket.org"
 MAX_PAGES = 1000
@@ -49,7 +49,7 @@ def _message(response: Any) -> str:
 
 class _BitbucketBase(OneByOne):
     """HTTP plumbing shared by the Server and Cloud hosts. The library's own Retry-After sleeping is off
-    (it would sleep for as long as the server says): rate limits go through gitflows.hosts.http."""
+    (it would sleep for as long as the server says): rate limits go through gitflows.remote."""
 
     kind = "bitbucket"
     url: str
@@ -118,7 +118,11 @@ class _BitbucketBase(OneByOne):
     def _pages(self, path: str, action: str, params: dict[str, Any], not_found: type[NotFoundError]) -> Iterator[Any]:
         raise NotImplementedError
 
-    def _check_repo(self) -> Any:
+    def check_repo(self) -> None:
+        """After a 404, tell 'no such repository (or no access)' apart from 'no such ref/path'."""
+        self._repository_info()
+
+    def _repository_info(self) -> Any:
         raise NotImplementedError
 
     def _list_folder(self, sha: str, folder: str) -> Folder | None:
@@ -134,7 +138,6 @@ class _BitbucketBase(OneByOne):
         except PathNotFoundError:
             if folder:
                 return None
-            self._check_repo()  # raises RepoNotFoundError when the repository is what is missing
             raise RefNotFoundError(f"{self.label()}: no commit {sha}") from None
 
     def resolve(self, ref: str | None) -> str:
@@ -148,11 +151,7 @@ class _BitbucketBase(OneByOne):
                 if sha:
                     return sha
         path, field = self._commit(ref)
-        try:
-            commit = self._get(path, f"resolving ref {ref!r}", RefNotFoundError, hint=f"no branch, tag or commit {ref!r}")
-        except RefNotFoundError:
-            self._check_repo()
-            raise
+        commit = self._get(path, f"resolving ref {ref!r}", RefNotFoundError, hint=f"no branch, tag or commit {ref!r}")
         return str(commit[field])
 
 
@@ -188,8 +187,8 @@ class BitbucketServerHost(_BitbucketBase):
                 return
             start = page["nextPageStart"]
 
-    def _check_repo(self) -> None:
-        self._get(self._base, "looking up the repository", RepoNotFoundError,
+    def _repository_info(self) -> Any:
+        return self._get(self._base, "looking up the repository", RepoNotFoundError,
                   hint="the project or repository does not exist, or the token cannot see it")
 
     def _default_head(self) -> str:
@@ -266,13 +265,13 @@ class BitbucketCloudHost(_BitbucketBase):
                 return
             page = self._get(page["next"], action, not_found, absolute=True)
 
-    def _check_repo(self) -> dict[str, Any]:
+    def _repository_info(self) -> dict[str, Any]:
         result: dict[str, Any] = self._get(self._base, "looking up the repository", RepoNotFoundError,
                                            hint="the repository does not exist, or the credentials cannot see it")
         return result
 
     def _default_head(self) -> str:
-        name = str(self._check_repo().get("mainbranch", {}).get("name") or "")
+        name = str(self._repository_info().get("mainbranch", {}).get("name") or "")
         if not name:
             raise RefNotFoundError(f"{self.label()}: the repository has no main branch (empty repository?)")
         return self.resolve(name)

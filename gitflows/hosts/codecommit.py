@@ -7,7 +7,7 @@ pinned SHA: one ``GetFolder`` per folder the closure touches plus one ``GetBlob`
 default branch costs two more (``GetRepository``, ``GetBranch``), a branch one (``GetBranch``); a
 tag or a reference such as ``refs/heads/main`` is resolved by ``GetFolder`` of the root (after a
 ``GetBranch`` miss for a bare name), whose listing the load then reuses.
-botocore's own retries are off; :mod:`gitflows.hosts.http` retries throttling and server errors.
+botocore's own retries are off; :mod:`gitflows.remote` retries throttling and server errors.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from gitflows.errors import (
     RepoNotFoundError,
 )
 from gitflows.hosts import OneByOne
-from gitflows.hosts.http import RetryPolicy, call
 from gitflows.hosts.listing import Folder, FolderListing
+from gitflows.remote import RetryPolicy, call
 
 T = TypeVar("T")
 NOT_FOUND: dict[str, type[NotFoundError]] = {

@@ -32,9 +32,9 @@ from gitflows.errors import (
     RepoNotFoundError,
 )
 from gitflows.hosts import smart_http
-from gitflows.hosts.http import HTTPFailure, RetryPolicy, call
 from gitflows.hosts.smart_http import NotUnderstood
 from gitflows.redact import get_logger, register_basic_auth, register_secret
+from gitflows.remote import HTTPFailure, RetryPolicy, call
 
 log = get_logger(__name__)
 T = TypeVar("T")
@@ -58,7 +58,7 @@ class Credentials:
 
 def _no_retries() -> Any:
     """urllib3's own retries off for dulwich's requests: by default it sleeps whatever a 429/503's
-    ``Retry-After`` says (an hour, if the server says so). gitflows' policy (gitflows.hosts.http, with
+    ``Retry-After`` says (an hour, if the server says so). gitflows' policy (gitflows.remote, with
     GITFLOWS_MAX_RATE_LIMIT_WAIT) is the only one that applies. Redirects are still followed."""
     import urllib3
 
@@ -104,6 +104,10 @@ class GitHost:
 
     def label(self) -> str:
         return f"git {self.url}"
+
+    def check_repo(self) -> None:
+        """Nothing to do: a missing repository is its own answer (no git-upload-pack there)."""
+        return None
 
     def cache_key(self) -> tuple[str, ...]:
         parts = urlsplit(self.url)

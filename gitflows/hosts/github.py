@@ -6,7 +6,7 @@ one ``git/blobs/<id>`` per file of the closure, whatever the size of the reposit
 tag costs one more (``commits/<ref>``), the default branch two more (the repository, then its
 branch). A registered closure costs only the blob reads.
 PyGithub's own retries and its 0.25 s pause between requests are turned off: retries, backoff
-and rate limits are handled by :mod:`gitflows.hosts.http` for every host alike.
+and rate limits are handled by :mod:`gitflows.remote` for every host alike.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from gitflows.errors import (
     RepoNotFoundError,
 )
 from gitflows.hosts import OneByOne
-from gitflows.hosts.http import HTTPFailure, RetryPolicy, call
 from gitflows.hosts.listing import Folder, FolderListing
+from gitflows.remote import HTTPFailure, RetryPolicy, call
 
 DEFAULT_BASE_URL = "https://api.github.com"
 CONTENTS_LIMIT = 1000  # entries the contents API lists of one folder
@@ -102,8 +102,8 @@ class GitHubHost(OneByOne):
         return call(wrapped, where=self.label(), action=action, not_found=not_found, not_found_hint=hint,
                     auth_hint=auth_hint, policy=self._policy, not_found_statuses=statuses)
 
-    def _check_repo(self) -> None:
-        """On a 404, tell 'no such repository (or no access)' apart from 'no such ref/path'."""
+    def check_repo(self) -> None:
+        """After a 404, tell 'no such repository (or no access)' apart from 'no such ref/path'."""
         self._call(lambda: self._repository().raw_data["full_name"], "looking up the repository", RepoNotFoundError,
                    "the repository does not exist or the token cannot see it")
 
@@ -113,12 +113,8 @@ class GitHubHost(OneByOne):
         if ref is None:
             ref = self._call(lambda: repo.raw_data["default_branch"], "looking up the default branch", RepoNotFoundError,
                              "the repository does not exist or the token cannot see it")
-        try:
-            return str(self._call(lambda: repo.get_commit(ref).raw_data["sha"], f"resolving ref {ref!r}",
-                                  RefNotFoundError, f"no branch, tag or commit {ref!r}", statuses=(404, 422)))
-        except RefNotFoundError:
-            self._check_repo()
-            raise
+        return str(self._call(lambda: repo.get_commit(ref).raw_data["sha"], f"resolving ref {ref!r}",
+                              RefNotFoundError, f"no branch, tag or commit {ref!r}", statuses=(404, 422)))
 
     def tree(self, sha: str) -> FolderListing:
         """The commit's files, listed folder by folder (``contents/<folder>?ref=<sha>``) as the loader asks."""
@@ -132,9 +128,6 @@ class GitHubHost(OneByOne):
                                statuses=(404, 422))
         except PathNotFoundError:
             return None
-        except RefNotFoundError:
-            self._check_repo()
-            raise
         if not isinstance(found, list):
             return None  # a file, not a folder
         listed = Folder(complete=len(found) < CONTENTS_LIMIT)  # GitHub lists at most 1,000 entries of a folder

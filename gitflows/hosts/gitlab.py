@@ -5,7 +5,7 @@ import resolution looks into (the root, the script's folder, the packages it imp
 request per 100 entries of that folder) plus one raw blob per file of the closure, whatever the
 size of the repository; a branch or tag costs one more (``repository/commits/<ref>``),
 the default branch two more (the project, then its branch). python-gitlab's own rate-limit
-sleeping and transient retries are off: :mod:`gitflows.hosts.http` handles both for every host.
+sleeping and transient retries are off: :mod:`gitflows.remote` handles both for every host.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from gitflows.errors import (
     RepoNotFoundError,
 )
 from gitflows.hosts import OneByOne
-from gitflows.hosts.http import HTTPFailure, RetryPolicy, call
 from gitflows.hosts.listing import Folder, FolderListing
+from gitflows.remote import HTTPFailure, RetryPolicy, call
 
 DEFAULT_URL = "https://gitlab.com"
 T = TypeVar("T")
@@ -116,7 +116,8 @@ class GitLabHost(OneByOne):
         return call(wrapped, where=self.label(), action=action, not_found=not_found, not_found_hint=hint,
                     auth_hint=auth_hint, policy=self._policy)
 
-    def _check_repo(self) -> None:
+    def check_repo(self) -> None:
+        """After a 404, tell 'no such project (or no access)' apart from 'no such ref/path'."""
         self._call(self._full_project, "looking up the project",
                    RepoNotFoundError, "the project does not exist or the token cannot see it")
 
@@ -128,12 +129,8 @@ class GitLabHost(OneByOne):
             ref = full.default_branch
             if not ref:
                 raise RefNotFoundError(f"{self.label()}: the project has no default branch (empty repository?)")
-        try:
-            commit = self._call(lambda: project.commits.get(ref, **NO_SLEEP), f"resolving ref {ref!r}",
-                                RefNotFoundError, f"no branch, tag or commit {ref!r}")
-        except RefNotFoundError:
-            self._check_repo()
-            raise
+        commit = self._call(lambda: project.commits.get(ref, **NO_SLEEP), f"resolving ref {ref!r}",
+                            RefNotFoundError, f"no branch, tag or commit {ref!r}")
         return str(commit.id)
 
     def tree(self, sha: str) -> FolderListing:
@@ -150,9 +147,6 @@ class GitLabHost(OneByOne):
                                  PathNotFoundError if folder else RefNotFoundError, f"no commit {sha}")
         except PathNotFoundError:
             return None
-        except RefNotFoundError:
-            self._check_repo()
-            raise
         listed = Folder(complete=len(entries) < 100)  # a bigger folder: paths in it are read directly
         for entry in entries:
             if entry.get("type") == "tree":

@@ -18,7 +18,7 @@ from gitflows.errors import (
 from gitflows.flow import Flow
 from gitflows.hosts import Host
 from gitflows.hosts.bitbucket import BitbucketCloudHost, BitbucketServerHost
-from gitflows.hosts.http import also_builtin
+from gitflows.remote import also_builtin
 from gitflows.secrets import resolve_optional_secret, resolve_secret
 from gitflows.storage.repo import RepoStorage, token_getter
 

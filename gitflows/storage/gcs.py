@@ -40,6 +40,6 @@ class GCS(BlobStorage):
         try:
             return super()._load(name, location)
         except PathNotFoundError as err:  # Prefect 1: FlowStorageError("Flow not found in bucket: ...")
-            from gitflows.hosts.http import also_builtin
+            from gitflows.remote import also_builtin
 
             raise also_builtin(err, FlowStorageError) from None

@@ -1,10 +1,11 @@
-"""What every API host shares: turning HTTP failures into gitflows errors, retries, rate limits.
+"""The remote-call layer: one retry and failure policy for every network call gitflows makes.
 
-A host wraps each call to its client library so that failures surface as
-:class:`HTTPFailure` (status, headers, the server's message); :func:`call`
-then retries server errors and timeouts with exponential backoff, waits for a
-rate limit to reset when that is within the bound, and otherwise raises the
-error a user acts on, naming the host, repository, and what was being done.
+Hosts, blob stores, AWS clients and the Docker registry client each wrap the calls to their client
+library so that failures surface as :class:`HTTPFailure` (status, headers, the server's message,
+redacted) — that translation is the only backend-specific part. :func:`call` then retries server
+errors and timeouts with exponential backoff, waits for a rate limit to reset when that is within
+``GITFLOWS_MAX_RATE_LIMIT_WAIT``, and otherwise raises, fresh (no library exception chained), the
+error a user acts on, naming the server, what was being done, and on what.
 """
 
 from __future__ import annotations
