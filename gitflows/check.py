@@ -17,13 +17,18 @@ from typing import Any
 from gitflows.errors import GitflowsError, ScriptError
 from gitflows.imports import ImportRef
 from gitflows.script import UNKNOWN, ScriptInfo, StaticFlow, inspect_file
+from gitflows.storage import STORAGE_TYPES, storage_class
+from gitflows.storage.repo import RepoStorage
 from gitflows.workspace import find_repo_root, remote_host_and_path, remote_url, without_credentials
 
-#: every storage type a script may name (all backends, including those in optional extras)
-KNOWN_STORAGES = {"Local", "Module", "GitHub", "GitLab", "Bitbucket", "CodeCommit", "Git",
-                  "S3", "GCS", "Azure", "Webhook", "Docker"}
-#: the argument that holds the script's repo-relative path, per repository storage
-PATH_ARGUMENT = {"GitHub": "path", "GitLab": "path", "Bitbucket": "path", "CodeCommit": "path", "Git": "flow_path"}
+#: every storage type a script may name: the storage registry's list (no backend library is imported)
+KNOWN_STORAGES = set(STORAGE_TYPES)
+
+
+def _repo_storage(type_name: str) -> type[RepoStorage] | None:
+    """The class of a repository storage type (its path and repo arguments), or None for other storages."""
+    cls = storage_class(type_name)
+    return cls if issubclass(cls, RepoStorage) else None
 
 
 @dataclass(frozen=True)
@@ -51,8 +56,9 @@ def _check_storage(display: str, flow: StaticFlow, repo_root: str | None, relpat
         problems.append(Problem(display, storage.lineno, f"{label}: unknown storage type {storage.type!r}; "
                                                          f"known: {', '.join(sorted(KNOWN_STORAGES))}"))
         return problems
-    arg = PATH_ARGUMENT.get(storage.type)
-    if arg:
+    repo_class = _repo_storage(storage.type)
+    arg = repo_class.path_field if repo_class else None
+    if repo_class and arg:
         declared = _literal(storage.args.get(arg))
         if declared is None and arg in storage.args:
             pass  # computed at run time: cannot check statically
@@ -65,7 +71,7 @@ def _check_storage(display: str, flow: StaticFlow, repo_root: str | None, relpat
                                     f"{label}: storage {arg}={declared!r} does not match the file's path in the "
                                     f"repo {relpath!r}"))
         repo = _literal(storage.args.get("repo"))
-        if repo and repo_root and storage.type in ("GitHub", "GitLab", "Git"):
+        if repo and repo_root and repo_class.repo_is_remote_path:
             url = remote_url(repo_root)
             parsed = remote_host_and_path(url) if url else None
             if parsed and parsed[1].lower() != repo.strip("/").removesuffix(".git").lower():

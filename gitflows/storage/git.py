@@ -62,6 +62,8 @@ class Git(RepoStorage):
     ``clone_depth`` is accepted and recorded: gitflows always fetches exactly one commit.
     """
 
+    repo_is_remote_path = True
+
     type_name = "Git"
     fields = ("flow_path", "repo", "repo_host", "flow_name", "git_token_secret_name", "git_token_username",
               "git_clone_url_secret_name", "branch_name", "tag", "commit", "clone_depth", "use_ssh",

@@ -18,6 +18,8 @@ class GitHub(RepoStorage):
     ``base_url`` the API root for GitHub Enterprise or a local server (``http://127.0.0.1:8080``).
     """
 
+    repo_is_remote_path = True
+
     type_name = "GitHub"
     fields = ("repo", "path", "ref", "access_token_secret", "base_url")
     default_secret = "GITHUB_ACCESS_TOKEN"

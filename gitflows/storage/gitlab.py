@@ -19,6 +19,8 @@ class GitLab(RepoStorage):
     ``GITLAB_ACCESS_TOKEN``), sent in the ``PRIVATE-TOKEN`` header.
     """
 
+    repo_is_remote_path = True
+
     type_name = "GitLab"
     fields = ("repo", "host", "path", "ref", "access_token_secret")
     default_secret = "GITLAB_ACCESS_TOKEN"

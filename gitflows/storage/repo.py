@@ -53,6 +53,9 @@ class RepoStorage(Storage):
     path_field: ClassVar[str] = "path"
     #: the attribute holding the requested ref ("ref", or "commit" for CodeCommit)
     ref_field: ClassVar[str] = "ref"
+    #: whether ``repo=`` names the repository as the git remote's path does (``gitflows check`` compares
+    #: it with remote "origin"); Bitbucket and CodeCommit name it otherwise
+    repo_is_remote_path: ClassVar[bool] = False
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs["stored_as_script"] = True
