@@ -93,6 +93,18 @@ def resolve(host: Host, ref: str | None) -> str:
     return sha
 
 
+def commit_visible(host: Host, sha: str) -> None:
+    """Ask the host for commit *sha* (its root folder): RefNotFoundError (or RepoNotFoundError) when it
+    does not have it. Listings are lazy, so this is what makes the request."""
+    try:
+        listing = host.tree(sha)
+        if isinstance(listing, FolderListing):
+            listing.files_in("")
+    except RefNotFoundError:
+        host.check_repo()
+        raise
+
+
 def _digest(parts: Iterable[object]) -> str:
     return hashlib.sha1(repr(list(parts)).encode()).hexdigest()[:16]
 

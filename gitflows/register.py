@@ -21,6 +21,7 @@ from typing import Any
 from gitflows.cache import Cache
 from gitflows.errors import ConfigurationError, GitflowsError, ScriptError
 from gitflows.imports import local_closure, safe_relpath
+from gitflows.loader import commit_visible
 from gitflows.redact import get_logger
 from gitflows.registry import FlowVersion, Registry
 from gitflows.script import UNKNOWN, ScriptInfo, extract_flows, inspect_file
@@ -376,7 +377,7 @@ def visible_on_remote(version: FlowVersion) -> bool:
     if not isinstance(storage, RepoStorage) or not version.sha:
         return True
     try:
-        storage.make_host().tree(version.sha)
+        commit_visible(storage.make_host(), version.sha)
         return True
     except GitflowsError as exc:
         log.info("%s v%d: commit %s not visible on the remote yet (%s)", version.name, version.version, version.sha, exc)

@@ -45,10 +45,16 @@ class GitRepo:
         self.git("tag", name, ref)
 
     def rev_parse(self, ref: str) -> str | None:
+        known = self.__dict__.setdefault("_commit_cache", {})
+        if ref in known:  # a full commit id names the same commit forever
+            return known[ref]
         try:
-            return self.git("rev-parse", "--verify", "-q", f"{ref}^{{commit}}").strip()
+            sha = self.git("rev-parse", "--verify", "-q", f"{ref}^{{commit}}").strip()
         except subprocess.CalledProcessError:
             return None
+        if sha == ref:
+            known[ref] = sha
+        return sha
 
     def ls_tree(self, sha: str) -> list[dict]:
         """Every entry (trees too), recursively: mode, type, blob/tree id, size, path."""

@@ -240,3 +240,21 @@ def test_a_server_echoing_the_token_never_has_it_carried_by_the_error(backend, d
         storage.get_flow(flow_name="etl")
     assert str(status) in str(err.value) or "no answer" in str(err.value)
     assert_secret_hidden(TOKEN, error=err.value, caplog=debug_logs, storage=storage)
+
+
+def test_a_commit_not_on_the_host_is_not_visible(backend, source):
+    """What confirms a pending registration: the commit must really be there (listings are lazy, so this
+    must make a request)."""
+    from gitflows.register import visible_on_remote
+    from gitflows.registry import FlowVersion
+
+    storage = backend.make(ref=source.v1)
+    data = storage.serialize()
+
+    def version(sha):
+        return FlowVersion(name="etl", version=1, storage=data, repo="acme/flows", path="flows/etl.py",
+                           requested_ref=None, sha=sha, closure=[], fingerprint="x", labels=[], state="pending",
+                           registered_at=0.0)
+
+    assert visible_on_remote(version(source.v1))
+    assert not visible_on_remote(version("0123456789abcdef0123456789abcdef01234567"))
