@@ -77,6 +77,15 @@ def git_blob_id(data: bytes) -> str:
     return hashlib.sha1(b"blob %d\x00" % len(data) + data).hexdigest()
 
 
+def closure_key(origin: tuple[str, ...], sha: str, closure: list[tuple[str, str]]) -> tuple[str, ...]:
+    """The one key scheme for a materialised closure (the loader, registration and review alike):
+    where it came from (a host's ``cache_key()``, or ``("local",)`` for this repository's own objects),
+    the commit, and a digest of the (path, blob id) pairs — the same files at the same commit share a
+    tree whoever asks."""
+    digest = hashlib.sha1(repr(sorted(list(c) for c in closure)).encode()).hexdigest()[:16]
+    return (*origin, sha, digest)
+
+
 def default_root() -> Path:
     explicit = os.environ.get("GITFLOWS_CACHE_DIR")
     if explicit:

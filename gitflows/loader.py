@@ -36,7 +36,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from gitflows.cache import Cache, git_blob_id
+from gitflows.cache import Cache, closure_key, git_blob_id
 from gitflows.errors import ConfigurationError, IntegrityError, PathNotFoundError, RefNotFoundError, ScriptError
 from gitflows.flow import Flow, select_flow
 from gitflows.hosts import Host
@@ -114,7 +114,7 @@ def _manifest_key(host: Host, sha: str, path: str, extra: Sequence[str]) -> tupl
 
 
 def _tree_key(host: Host, sha: str, closure: Closure) -> tuple[str, ...]:
-    return (*host.cache_key(), sha, _digest(sorted(closure)))
+    return closure_key(host.cache_key(), sha, closure)
 
 
 def _closure(host: Host, path: str, sha: str, cache: Cache, expected: Closure | None, extra: Sequence[str],

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from gitflows.cache import Cache
+from gitflows.cache import Cache, closure_key
 from gitflows.errors import ConfigurationError, GitflowsError, ScriptError
 from gitflows.imports import local_closure, safe_relpath
 from gitflows.loader import commit_visible
@@ -320,7 +320,7 @@ def _register_script(registry: Registry, snap: Snapshot, script: str, closure: l
         return [Outcome(name, script, v.version, False, f"unchanged: version {v.version} ({v.state})")
                 for name, v in latest.items() if v is not None]
     files = {p: snap.read(p) for p, _ in closure}
-    tree = cache.materialise(("registered", snap.sha[:2], snap.sha, hashlib.sha1(repr(closure).encode()).hexdigest()[:16]),
+    tree = cache.materialise(closure_key(("local",), snap.sha, closure),
                              files)
     with cache.using(tree):
         result = runner.run(str(tree.joinpath(*script.split("/"))), [str(tree)], f"{script} at {snap.sha[:12]}")

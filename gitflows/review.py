@@ -17,7 +17,7 @@ import subprocess
 from dataclasses import dataclass, field
 from typing import Any
 
-from gitflows.cache import Cache
+from gitflows.cache import Cache, closure_key
 from gitflows.errors import GitflowsError, RefNotFoundError, ScriptError
 from gitflows.register import ScriptRunner, Snapshot, flow_scripts, git
 
@@ -76,8 +76,7 @@ def _executed(snap: Snapshot, script: str, closure: list[tuple[str, str]], cache
               runner: ScriptRunner) -> ScriptSide | None:
     """None when the script's imports are not installed here (fall back to static)."""
     files = {p: snap.read(p) for p, _ in closure}
-    key = ("review", snap.sha[:2], snap.sha, hashlib.sha1(repr(closure).encode()).hexdigest()[:16])
-    tree = cache.materialise(key, files)
+    tree = cache.materialise(closure_key(("local",), snap.sha, closure), files)
     with cache.using(tree):
         result = runner.run(str(tree.joinpath(*script.split("/"))), [str(tree)], f"{script} at {snap.sha[:12]}")
     if result.missing_import:
