@@ -10,16 +10,15 @@ from __future__ import annotations
 import os
 import posixpath
 import re
-import subprocess
 from dataclasses import dataclass
 from typing import Any
 
 from gitflows.errors import GitflowsError, ScriptError
 from gitflows.imports import ImportRef
+from gitflows.localgit import find_repo_root, remote_host_and_path, remote_url, tracked_python_files, without_credentials
 from gitflows.script import UNKNOWN, ScriptInfo, StaticFlow, inspect_file
 from gitflows.storage import STORAGE_TYPES, storage_class
 from gitflows.storage.repo import RepoStorage
-from gitflows.workspace import find_repo_root, remote_host_and_path, remote_url, without_credentials
 
 #: every storage type a script may name: the storage registry's list (no backend library is imported)
 KNOWN_STORAGES = set(STORAGE_TYPES)
@@ -132,13 +131,12 @@ def _names_elsewhere(paths: list[str]) -> dict[str, str]:
     for root in roots:
         assert root is not None
         given = {os.path.realpath(p) for p in paths}
-        try:
-            out = subprocess.run(["git", "-C", root, "ls-files", "-z", "--", "*.py"], capture_output=True, timeout=30)
-        except (OSError, subprocess.TimeoutExpired):
+        tracked = tracked_python_files(root)
+        if tracked is None:
             continue
-        for rel in out.stdout.decode("utf-8", "surrogateescape").split("\0"):
+        for rel in tracked:
             full = os.path.join(root, rel)
-            if not rel or os.path.realpath(full) in given:
+            if os.path.realpath(full) in given:
                 continue
             try:
                 with open(full, "rb") as fh:

@@ -341,8 +341,8 @@ def register(paths: tuple[str, ...], hook: bool, from_ref: str | None, to_ref: s
     An unchanged flow (same fingerprint and files) gets no new version. A pending version is never run
     by an agent; it is confirmed when its commit is visible on the remote.
     """
+    from gitflows.localgit import find_repo_root
     from gitflows.registry import open_registry
-    from gitflows.workspace import find_repo_root
 
     registry = open_registry()
     if not confirm_only:
@@ -378,7 +378,8 @@ def _pushed_ranges() -> list[tuple[str | None, str]]:
 def _register_ranges(registry: Registry, root: str, ranges: list[tuple[str | None, str]], paths: tuple[str, ...],
                      state: str) -> None:
     """Register, as *state*, the flows changed in each (old, new) range (or the scripts in *paths*)."""
-    from gitflows.register import ZERO, git, register_commit
+    from gitflows.localgit import git
+    from gitflows.register import ZERO, register_commit
 
     for old, new in ranges:
         sha = git(root, "rev-parse", "--verify", f"{new}^{{commit}}").decode().strip()
@@ -453,7 +454,7 @@ def diff_command(base: str, head: str, fmt: str, static: bool) -> None:
     import os
 
     from gitflows import review
-    from gitflows.workspace import find_repo_root
+    from gitflows.localgit import find_repo_root
 
     root = find_repo_root(os.getcwd())
     if root is None:
@@ -481,8 +482,7 @@ def hooks_install(force: bool) -> None:
     import shutil
     from importlib import resources
 
-    from gitflows.register import git
-    from gitflows.workspace import find_repo_root
+    from gitflows.localgit import find_repo_root, git
 
     root = find_repo_root(os.getcwd())
     if root is None:

@@ -20,73 +20,17 @@ from typing import Any
 
 from gitflows.cache import Cache, closure_key
 from gitflows.errors import ConfigurationError, GitflowsError, ScriptError
-from gitflows.imports import local_closure, safe_relpath
+from gitflows.imports import safe_relpath
 from gitflows.loader import commit_visible
+from gitflows.localgit import Snapshot, git
 from gitflows.redact import get_logger
 from gitflows.registry import FlowVersion, Registry
-from gitflows.script import UNKNOWN, ScriptInfo, extract_flows, inspect_file
+from gitflows.script import UNKNOWN, extract_flows
 from gitflows.storage import from_dict
 from gitflows.storage.repo import RepoStorage
 
 log = get_logger(__name__)
 ZERO = "0" * 40
-
-
-def git(root: str, *args: str, input: bytes | None = None) -> bytes:
-    out = subprocess.run(["git", "-C", root, *args], capture_output=True, input=input)
-    if out.returncode != 0:
-        raise GitflowsError(f"git {' '.join(args[:3])} failed in {root}: {out.stderr.decode(errors='replace').strip()}")
-    return out.stdout
-
-
-class Snapshot:
-    """The files of one commit, read lazily from the object database."""
-
-    def __init__(self, root: str, sha: str) -> None:
-        self.root, self.sha = root, sha
-        self.blobs: dict[str, str] = {}
-        for line in git(root, "ls-tree", "-r", "-z", sha).split(b"\0"):
-            if not line:
-                continue
-            meta, path = line.split(b"\t", 1)
-            mode, kind, oid = meta.split()
-            if kind == b"blob":
-                self.blobs[path.decode("utf-8", "surrogateescape")] = oid.decode()
-        self._data: dict[str, bytes] = {}
-        self._info: dict[str, ScriptInfo | ScriptError] = {}
-
-    def inspect(self, path: str) -> ScriptInfo:
-        """The script's syntax tree, read once (raises ScriptError when it does not parse)."""
-        if path not in self._info:
-            try:
-                self._info[path] = inspect_file(contents=self.read(path))
-            except ScriptError as exc:
-                self._info[path] = exc
-        found = self._info[path]
-        if isinstance(found, ScriptError):
-            raise found
-        return found
-
-    def read(self, path: str) -> bytes:
-        if path not in self._data:
-            self._data[path] = git(self.root, "cat-file", "blob", self.blobs[path])
-        return self._data[path]
-
-    def read_many(self, paths: Iterable[str]) -> None:
-        wanted = [p for p in paths if p not in self._data and p in self.blobs]
-        if not wanted:
-            return
-        out = git(self.root, "cat-file", "--batch", input="".join(self.blobs[p] + "\n" for p in wanted).encode())
-        pos = 0
-        for p in wanted:
-            header_end = out.index(b"\n", pos)
-            size = int(out[pos:header_end].split()[2])
-            self._data[p] = out[header_end + 1: header_end + 1 + size]
-            pos = header_end + 1 + size + 1
-
-    def closure(self, script: str) -> list[tuple[str, str]]:
-        paths = local_closure(script, read=self.read, exists=lambda p: p in self.blobs, prefetch=self.read_many)
-        return [(p, self.blobs[p]) for p in paths]
 
 
 def flow_scripts(snap: Snapshot) -> list[str]:

@@ -13,13 +13,13 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import subprocess
 from dataclasses import dataclass, field
 from typing import Any
 
 from gitflows.cache import Cache, closure_key
 from gitflows.errors import GitflowsError, RefNotFoundError, ScriptError
-from gitflows.register import ScriptRunner, Snapshot, flow_scripts, git
+from gitflows.localgit import Snapshot, git
+from gitflows.register import ScriptRunner, flow_scripts
 
 VOLATILE = {"flows", "__version__", "sha", "closures", "digests", "labels", "add_default_labels"}
 
@@ -371,7 +371,3 @@ def format_markdown(report: dict[str, Any]) -> str:
     for err in report["errors"]:
         out.append(f"- ⚠️ {_md_code(err['path'])} ({err['side']}): {_md_code(err['error'])}")
     return "\n".join(out).rstrip() + "\n"
-
-
-def in_git_repo(root: str) -> bool:
-    return subprocess.run(["git", "-C", root, "rev-parse", "--git-dir"], capture_output=True).returncode == 0
