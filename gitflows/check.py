@@ -15,8 +15,8 @@ from typing import Any
 
 from gitflows.errors import GitflowsError, ScriptError
 from gitflows.imports import ImportRef
+from gitflows.inspection import UNKNOWN, ScriptInfo, StaticFlow, inspect_file
 from gitflows.localgit import find_repo_root, remote_host_and_path, remote_url, tracked_python_files, without_credentials
-from gitflows.script import UNKNOWN, ScriptInfo, StaticFlow, inspect_file
 from gitflows.storage import STORAGE_TYPES, storage_class
 from gitflows.storage.repo import RepoStorage
 

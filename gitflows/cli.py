@@ -246,7 +246,8 @@ def flows(file: str | None, as_json: bool) -> None:
         _registry_flows(as_json)
         return
     from gitflows.errors import ScriptError
-    from gitflows.script import extract_flows, inspect_file
+    from gitflows.inspection import inspect_file
+    from gitflows.script import extract_flows
 
     rows: list[dict[str, Any]] = []
     try:

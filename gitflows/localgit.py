@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from gitflows.errors import GitflowsError, ScriptError
 from gitflows.imports import local_closure
-from gitflows.script import ScriptInfo, inspect_file
+from gitflows.inspection import ScriptInfo, inspect_file
 
 
 def find_repo_root(path: str) -> str | None:

@@ -21,11 +21,12 @@ from typing import Any
 from gitflows.cache import Cache, closure_key
 from gitflows.errors import ConfigurationError, GitflowsError, ScriptError
 from gitflows.imports import safe_relpath
+from gitflows.inspection import UNKNOWN
 from gitflows.loader import commit_visible
 from gitflows.localgit import Snapshot, git
 from gitflows.redact import get_logger
 from gitflows.registry import FlowVersion, Registry
-from gitflows.script import UNKNOWN, extract_flows
+from gitflows.script import extract_flows
 from gitflows.storage import from_dict
 from gitflows.storage.repo import RepoStorage
 

@@ -94,7 +94,8 @@ def one_line(stderr: str) -> str:
 
 @pytest.mark.parametrize(("data", "name"), [(LATIN1_SCRIPT, "café"), (BOM_SCRIPT, "naïve")])
 def test_scripts_decode_as_python_does(tmp_path, data, name):
-    from gitflows.script import extract_flow_from_file, inspect_file
+    from gitflows.inspection import inspect_file
+    from gitflows.script import extract_flow_from_file
 
     path = tmp_path / "etl.py"
     path.write_bytes(data)
@@ -113,7 +114,8 @@ def test_scripts_decode_as_python_does(tmp_path, data, name):
 
 def test_undecodable_script_names_file_and_line(tmp_path):
     from gitflows.errors import ScriptError
-    from gitflows.script import extract_flow_from_file, inspect_file
+    from gitflows.inspection import inspect_file
+    from gitflows.script import extract_flow_from_file
 
     path = tmp_path / "etl.py"
     path.write_bytes(BAD_SCRIPT)
@@ -144,7 +146,8 @@ HUGE = {
 @pytest.mark.parametrize("kind", sorted(HUGE))
 def test_huge_expressions_are_a_script_error(tmp_path, kind):
     from gitflows.errors import ScriptError
-    from gitflows.script import extract_flow_from_file, inspect_file
+    from gitflows.inspection import inspect_file
+    from gitflows.script import extract_flow_from_file
 
     path = tmp_path / "big.py"
     path.write_text(HUGE[kind])

@@ -6,7 +6,8 @@ import pytest
 
 from gitflows import extract_flow_from_file
 from gitflows.errors import FlowNotFoundError, PathNotFoundError, ScriptError
-from gitflows.script import extract_flows, inspect_file
+from gitflows.inspection import inspect_file
+from gitflows.script import extract_flows
 
 TWO_FLOWS = """
 from gitflows import Flow, Parameter, task
