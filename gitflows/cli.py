@@ -167,6 +167,7 @@ def run(target: str, flow_name: str | None, params: tuple[str, ...], version: in
         return
     from gitflows.errors import FlowNotFoundError
     from gitflows.registry import open_registry
+    from gitflows.registry.sql import FINISHED
 
     registry = open_registry()
     try:
@@ -181,21 +182,15 @@ def run(target: str, flow_name: str | None, params: tuple[str, ...], version: in
                + (" (version pending: it runs once its commit is on the remote)" if record.state == "pending" else ""))
     if not wait:
         return
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        current = registry.get_run(created.id)
-        if current.state in ("success", "failed", "lost"):
-            click.echo(f"run {current.id}: {current.state}" + (f": {current.error}" if current.error else ""))
-            if current.logs:
-                click.echo(current.logs.rstrip())
-            if current.state != "success":
-                sys.exit(EXIT_PROBLEMS)
-            return
-        time.sleep(0.2)
-    click.echo(f"run {created.id}: still {registry.get_run(created.id).state} after {timeout:.0f}s", err=True)
-    sys.exit(EXIT_PROBLEMS)
+    current = registry.wait_for(created.id, timeout)
+    if current.state not in FINISHED:
+        click.echo(f"run {created.id}: still {current.state} after {timeout:.0f}s", err=True)
+        sys.exit(EXIT_PROBLEMS)
+    click.echo(f"run {current.id}: {current.state}" + (f": {current.error}" if current.error else ""))
+    if current.logs:
+        click.echo(current.logs.rstrip())
+    if current.state != "success":
+        sys.exit(EXIT_PROBLEMS)
 
 
 def _looks_like_path(target: str) -> bool:
@@ -245,26 +240,11 @@ def flows(file: str | None, as_json: bool) -> None:
     if file is None:
         _registry_flows(as_json)
         return
-    from gitflows.errors import ScriptError
-    from gitflows.inspection import inspect_file
-    from gitflows.script import extract_flows
+    from gitflows.script import describe_flows
 
-    rows: list[dict[str, Any]] = []
-    try:
-        for flow in extract_flows(file_path=file):
-            storage = flow.storage.serialize() if flow.storage is not None else None
-            rows.append({"name": flow.name, "tasks": len(flow.tasks), "storage": storage,
-                         "fingerprint": flow.fingerprint()})
-        mode = "executed"
-    except ScriptError as exc:
-        if not isinstance(exc.__cause__, ImportError):
-            raise
-        click.echo(f"note: {exc}; showing what the syntax tree says instead", err=True)
-        info = inspect_file(file)
-        for sf in info.flows:
-            storage = {"type": sf.storage.type, **sf.storage.args} if sf.storage else None
-            rows.append({"name": sf.name, "line": sf.lineno, "storage": storage})
-        mode = "static"
+    mode, rows, note = describe_flows(file)
+    if note:
+        click.echo(f"note: {note}; showing what the syntax tree says instead", err=True)
     if as_json:
         click.echo(json.dumps({"file": file, "mode": mode, "flows": rows}, indent=2, sort_keys=True))
         return
@@ -378,15 +358,11 @@ def _pushed_ranges() -> list[tuple[str | None, str]]:
 
 def _register_ranges(registry: Registry, root: str, ranges: list[tuple[str | None, str]], paths: tuple[str, ...],
                      state: str) -> None:
-    """Register, as *state*, the flows changed in each (old, new) range (or the scripts in *paths*)."""
-    from gitflows.localgit import git
-    from gitflows.register import ZERO, register_commit
+    """Print what registering each (old, new) range (or the scripts in *paths*) did."""
+    from gitflows.register import register_range
 
     for old, new in ranges:
-        sha = git(root, "rev-parse", "--verify", f"{new}^{{commit}}").decode().strip()
-        base = git(root, "rev-parse", "--verify", f"{old}^{{commit}}").decode().strip() if old and old != ZERO \
-            else None
-        outcomes = register_commit(registry, root, sha, base, paths or None, state)
+        base, sha, outcomes = register_range(registry, root, old, new, paths or None, state)
         for o in outcomes:
             click.echo(f"{o.path}: {o.name}: {o.message}")
         if not outcomes:
@@ -479,25 +455,16 @@ def hooks() -> None:
 @click.option("--force", is_flag=True, help="Replace existing hooks.")
 def hooks_install(force: bool) -> None:
     """Install the pre-commit (gitflows check) and pre-push (gitflows register) hooks in this repository."""
-    import os
-    import shutil
-    from importlib import resources
-
-    from gitflows.localgit import find_repo_root, git
+    from gitflows.localgit import find_repo_root, install_hooks
 
     root = find_repo_root(os.getcwd())
     if root is None:
         raise click.UsageError("not inside a git repository")
-    hooks_dir = git(root, "rev-parse", "--git-path", "hooks").decode().strip()
-    hooks_dir = hooks_dir if os.path.isabs(hooks_dir) else os.path.join(root, hooks_dir)
-    os.makedirs(hooks_dir, exist_ok=True)
-    for name in ("pre-commit", "pre-push"):
-        target = os.path.join(hooks_dir, name)
-        if os.path.exists(target) and not force:
-            raise click.UsageError(f"{target} exists; use --force to replace it")
-        with resources.as_file(resources.files("gitflows") / "hook_scripts" / name) as source:
-            shutil.copyfile(source, target)
-        os.chmod(target, 0o755)
+    try:
+        installed = install_hooks(root, force)
+    except FileExistsError as exc:
+        raise click.UsageError(f"{exc.filename} exists; use --force to replace it") from None
+    for target in installed:
         click.echo(f"installed {target}")
 
 

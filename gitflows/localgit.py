@@ -8,6 +8,7 @@ git binary), and the object database read through the ``git`` binary (a commit's
 from __future__ import annotations
 
 import configparser
+import errno
 import os
 import re
 import subprocess
@@ -166,3 +167,23 @@ def tracked_python_files(root: str) -> list[str] | None:
     except (OSError, subprocess.TimeoutExpired):
         return None
     return [rel for rel in out.stdout.decode("utf-8", "surrogateescape").split("\0") if rel]
+
+
+def install_hooks(root: str, force: bool = False) -> list[str]:
+    """Copy gitflows' pre-commit and pre-push hooks into the repository at *root*; the paths written.
+    An existing hook is a FileExistsError unless *force*."""
+    import shutil
+    from importlib import resources
+
+    hooks_dir = git(root, "rev-parse", "--git-path", "hooks").decode().strip()
+    hooks_dir = hooks_dir if os.path.isabs(hooks_dir) else os.path.join(root, hooks_dir)
+    os.makedirs(hooks_dir, exist_ok=True)
+    targets = [os.path.join(hooks_dir, name) for name in ("pre-commit", "pre-push")]
+    for target in targets:
+        if os.path.exists(target) and not force:
+            raise FileExistsError(errno.EEXIST, "hook exists", target)
+    for name, target in zip(("pre-commit", "pre-push"), targets, strict=True):
+        with resources.as_file(resources.files("gitflows") / "hook_scripts" / name) as source:
+            shutil.copyfile(source, target)
+        os.chmod(target, 0o755)
+    return targets

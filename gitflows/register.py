@@ -316,6 +316,15 @@ def _register_script(registry: Registry, snap: Snapshot, script: str, closure: l
     return outcomes
 
 
+def register_range(registry: Registry, root: str, old: str | None, new: str, paths: Iterable[str] | None,
+                   state: str) -> tuple[str | None, str, list[Outcome]]:
+    """Register, as *state*, the flows changed between refs *old* (None or all zeros: from the start) and
+    *new* (or the scripts in *paths*), pinned at *new*. Returns (base commit, commit, outcomes)."""
+    sha = git(root, "rev-parse", "--verify", f"{new}^{{commit}}").decode().strip()
+    base = git(root, "rev-parse", "--verify", f"{old}^{{commit}}").decode().strip() if old and old != ZERO else None
+    return base, sha, register_commit(registry, root, sha, base, list(paths) if paths else None, state)
+
+
 def visible_on_remote(version: FlowVersion) -> bool:
     """Whether the version's commit can be fetched from where its storage loads from."""
     storage = from_dict(version.storage)

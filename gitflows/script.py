@@ -196,3 +196,26 @@ def extract_flow_from_module(module_str: str, flow_name: str | None = None) -> F
 
 
 # -- static inspection ---------------------------------------------------------------
+
+
+def describe_flows(file: str) -> tuple[str, list[dict[str, Any]], str | None]:
+    """The flows *file* defines, for listing: ``("executed", rows, None)`` when the script runs here
+    (exact storage settings, fingerprints), else, when its imports are not installed,
+    ``("static", rows, why)`` from the syntax tree."""
+    from gitflows.inspection import inspect_file
+
+    rows: list[dict[str, Any]] = []
+    try:
+        for flow in extract_flows(file_path=file):
+            storage = flow.storage.serialize() if flow.storage is not None else None
+            rows.append({"name": flow.name, "tasks": len(flow.tasks), "storage": storage,
+                         "fingerprint": flow.fingerprint()})
+        return "executed", rows, None
+    except ScriptError as exc:
+        if not isinstance(exc.__cause__, ImportError):
+            raise
+        why = str(exc)
+    for sf in inspect_file(file).flows:
+        static_storage = {"type": sf.storage.type, **sf.storage.args} if sf.storage else None
+        rows.append({"name": sf.name, "line": sf.lineno, "storage": static_storage})
+    return "static", rows, why

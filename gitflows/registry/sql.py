@@ -32,6 +32,7 @@ _P = ParamSpec("_P")
 _T = TypeVar("_T")
 
 RUN_STATES = ("scheduled", "claimed", "running", "success", "failed", "lost")
+FINISHED = ("success", "failed", "lost")
 
 @dataclass
 class FlowVersion:
@@ -384,6 +385,15 @@ class Registry:
         else:
             rows = self._exec(f"SELECT {self._RCOLS} FROM runs ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
         return [self._run(r) for r in rows]
+
+    def wait_for(self, run_id: int, timeout: float, poll: float = 0.2) -> Run:
+        """The run once it has finished, or as it is after *timeout* seconds."""
+        deadline = time.monotonic() + timeout
+        current = self.get_run(run_id)
+        while current.state not in FINISHED and time.monotonic() < deadline:
+            time.sleep(poll)
+            current = self.get_run(run_id)
+        return current
 
     def due(self, limit: int = 50) -> list[Run]:
         rows = self._exec(f"SELECT {self._RCOLS} FROM runs WHERE state = 'scheduled' AND due_at <= ? ORDER BY due_at, id "
