@@ -5,12 +5,19 @@
 1. **Resolve**: a full 40-hex SHA is used as is (the host is never asked what a
    branch points to); a branch, tag or short SHA is resolved once; ``None``
    means the host's default branch (never an assumed "master").
-2. **Closure**: the script and every repository file it imports, transitively
-   (:func:`gitflows.imports.local_closure`), plus files listed explicitly.
-3. **Fetch and verify**: only what the cache lacks, at that SHA; every file's
-   git blob id is checked against the registered record when there is one,
-   else against the host's tree listing. A mismatch is an
-   :class:`~gitflows.errors.IntegrityError` naming repo, path and SHA.
+2. **Closure** — one of two paths:
+
+   * *registered* (ids known: ``build()`` recorded the closure): nothing to find; the files are
+     read by blob id in one batch (:meth:`Host.read_many`) and each checked against its id;
+   * *discovered* (:class:`_Discovery`): the script is read first, then each level of its imports
+     (:func:`gitflows.imports.local_closure`) — on hosts that ``probe`` (GraphQL), every candidate
+     path of a level in one request; elsewhere by listing only the folders resolution looks into.
+     Never the whole repository: the cost does not grow with it. Files listed explicitly join.
+
+3. **Verify**: every file against its git blob id — the registered record, or the id the host
+   gave with the listing — by one function (:func:`_verify`). A mismatch is an
+   :class:`~gitflows.errors.IntegrityError` naming repo, path and SHA. A missing commit is told
+   apart from a missing repository once, here (:meth:`Host.check_repo`).
 4. **Materialise** the closure as an immutable cache tree (temp, then rename).
    A tree found in the cache is checked file by file against the closure's
    blob ids first; a changed one is discarded (with a warning naming the
