@@ -169,7 +169,7 @@ def run(target: str, flow_name: str | None, params: tuple[str, ...], version: in
     from gitflows.registry import open_registry
     from gitflows.registry.sql import FINISHED
 
-    registry = open_registry()
+    registry = open_registry(create=False)  # scheduling needs a registered flow: never a fresh database
     try:
         record = registry.get_version(target, version)
     except FlowNotFoundError as exc:
@@ -264,9 +264,14 @@ def flows(file: str | None, as_json: bool) -> None:
 
 def _registry_flows(as_json: bool) -> None:
     from gitflows.registry import open_registry
+    from gitflows.registry.sql import NoRegistryError
 
-    registry = open_registry()
-    versions = registry.flows()
+    registry = open_registry(create=False)
+    try:
+        versions = registry.flows()
+    except NoRegistryError as exc:  # nothing registered yet: an empty listing, and no database created
+        click.echo("[]" if as_json else f"no flows registered ({exc})")
+        return
     if as_json:
         click.echo(json.dumps([{"name": v.name, "version": v.version, "sha": v.sha, "path": v.path, "state": v.state,
                                 "labels": v.labels, "fingerprint": v.fingerprint, "unreadable": v.unreadable}
@@ -286,13 +291,26 @@ def _registry_flows(as_json: bool) -> None:
 def runs(name: str | None, as_json: bool, limit: int) -> None:
     """List flow runs in the registry (of flow NAME, or all), newest first."""
     from gitflows.registry import open_registry
+    from gitflows.registry.sql import NoRegistryError
 
-    items = open_registry().runs(name, limit)
+    registry = open_registry(create=False)
+    try:
+        items = registry.runs(name, limit)
+    except NoRegistryError as exc:
+        click.echo("[]" if as_json else f"no runs ({exc})")
+        return
     if as_json:
         click.echo(json.dumps([{k: getattr(r, k) for k in ("id", "flow_name", "version", "state", "attempts", "agent",
                                                            "error", "parameters", "unreadable")} for r in items],
                               indent=2))
         return
+    if not items and not as_json:
+        known = [v.name for v in registry.flows()]
+        if name and name not in known:
+            click.echo(f"no runs: flow {name!r} is not registered in {registry.dialect.describe()} (registered: "
+                       f"{', '.join(known) or 'none'})")
+        else:
+            click.echo(f"no runs{f' of {name!r}' if name else ''} yet (gitflows run NAME schedules one)")
     for r in items:
         click.echo(f"{r.id}\t{r.flow_name}\tv{r.version}\t{r.state}\tattempts={r.attempts}\t{r.agent or '-'}"
                    + (f"\tunreadable: {r.unreadable}" if r.unreadable else "") + (f"\t{r.error}" if r.error else ""))
@@ -490,8 +508,8 @@ def cache_info(as_json: bool) -> None:
 
 
 @cache.command("prune")
-@click.option("--older-than", "days", type=float, default=30.0, show_default=True,
-              help="Remove entries unused for this many days.")
+@click.option("--older-than", "days", type=click.FloatRange(min=0), default=30.0, show_default=True,
+              help="Remove entries unused for this many days (0 or more; --all for everything).")
 @click.option("--all", "everything", is_flag=True, help="Remove everything not in use right now.")
 def cache_prune(days: float, everything: bool) -> None:
     """Remove cache entries unused for a while. Trees in use by a running flow are kept."""

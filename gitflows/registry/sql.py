@@ -78,18 +78,36 @@ class UnreadableRowError(GitflowsError):
     """A row of the registry that cannot be read (its stored JSON does not parse or has the wrong shape)."""
 
 
+class NoRegistryError(GitflowsError):
+    """A read-only command found no registry database (nothing has been registered there yet)."""
+
+
 class SQLiteDialect:
     name = "sqlite"
     pk = "INTEGER PRIMARY KEY AUTOINCREMENT"
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, create: bool = True) -> None:
         self.path = path
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        self.create = create
 
     def connect(self) -> Any:
-        conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA busy_timeout=60000")
+        if not os.path.exists(self.path):
+            if not self.create:
+                raise NoRegistryError(f"no registry at {self.describe()} yet: nothing has been registered there "
+                                      "(gitflows register creates it); check GITFLOWS_REGISTRY")
+            try:
+                os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+            except OSError as exc:
+                raise GitflowsError(f"registry {self.describe()}: cannot create its folder ({exc.strerror})") \
+                    from None
+        try:
+            conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA busy_timeout=60000")
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise GitflowsError(f"registry {self.describe()}: {self.path} cannot be used as a SQLite database "
+                                f"({exc}); move it away or point GITFLOWS_REGISTRY at another file") from None
         return conn
 
     def q(self, sql: str) -> str:

@@ -1,0 +1,65 @@
+"""What a newcomer types, answered clearly (issue 14): registry paths as users write them, read-only
+commands that never create a database, a corrupt registry file, empty listings that say why, bad
+numbers refused."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from gitflows.registry import open_registry, sqlite_path
+
+from .conftest import run_cli
+
+
+@pytest.mark.parametrize("written, expected", [
+    ("sqlite:///srv/flows/reg.db", "/srv/flows/reg.db"),      # a file:/// style URL: absolute
+    ("sqlite:////srv/flows/reg.db", "/srv/flows/reg.db"),     # SQLAlchemy's absolute form
+    ("/srv/flows/reg.db", "/srv/flows/reg.db"),               # a plain absolute path
+])
+def test_registry_urls_are_read_as_users_write_them(written, expected):
+    assert sqlite_path(written) == expected
+
+
+def test_relative_registry_paths_are_relative_to_the_current_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert sqlite_path("reg.db") == str(tmp_path / "reg.db")
+    assert sqlite_path("sqlite:reg.db") == str(tmp_path / "reg.db")
+    assert sqlite_path("~/reg.db") == os.path.expanduser("~/reg.db")
+
+
+def test_read_only_commands_never_create_a_registry(tmp_path):
+    target = tmp_path / "nothing" / "reg.db"
+    env = {"GITFLOWS_REGISTRY": f"sqlite:///{str(target).lstrip('/')}"}
+    flows = run_cli("flows", env=env, cwd=tmp_path)
+    assert flows.returncode == 0, flows.stderr
+    assert "no flows registered (no registry at" in flows.stdout
+    runs = run_cli("runs", "--json", env=env, cwd=tmp_path)
+    assert runs.returncode == 0 and runs.stdout.strip() == "[]"
+    scheduled = run_cli("run", "etl", env=env, cwd=tmp_path)
+    assert scheduled.returncode == 2 and "no registry at" in scheduled.stderr
+    assert not target.exists() and not target.parent.exists()
+
+
+def test_a_corrupt_registry_file_is_one_line_not_unexpected(tmp_path):
+    bad = tmp_path / "reg.db"
+    bad.write_bytes(b"this is not a database" * 100)
+    result = run_cli("flows", env={"GITFLOWS_REGISTRY": str(bad)})
+    assert result.returncode == 2, result
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot be used as a SQLite database" in lines[0] and str(bad) in lines[0]
+
+
+def test_runs_of_an_unknown_flow_say_so(tmp_path):
+    url = str(tmp_path / "reg.db")
+    open_registry(url).runs()  # an empty registry
+    result = run_cli("runs", "nope", env={"GITFLOWS_REGISTRY": url})
+    assert result.returncode == 0
+    assert "flow 'nope' is not registered" in result.stdout
+
+
+def test_cache_prune_refuses_a_negative_age(tmp_path):
+    result = run_cli("cache", "prune", "--older-than", "-5")
+    assert result.returncode == 2
+    assert "-5" in result.stderr and "0" in result.stderr and len(result.stderr.strip().splitlines()) == 1
