@@ -59,8 +59,8 @@ git add -A && git commit -q -m "add the etl flow" && echo "committed $(git rev-p
 step "git push (the pre-push hook registers the flow, pinned to the pushed commit, as pending)"
 git push -q origin main 2>&1
 
-step "gitflows register --confirm (the commit is on the remote now)"
-gitflows register --confirm
+step "gitflows register --confirm-pending (the commit is on the remote now)"
+gitflows register --confirm-pending
 
 step "gitflows flows (what the registry holds)"
 gitflows flows

@@ -79,11 +79,12 @@ class _State:
     debug = False
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, invoke_without_command=True)
 @click.version_option(__version__, "--version", prog_name="gitflows")
 @click.option("--debug", is_flag=True, help="Show debug logs and full tracebacks.")
 @click.option("-v", "--verbose", is_flag=True, help="Show progress logs (INFO).")
-def cli(debug: bool, verbose: bool) -> None:
+@click.pass_context
+def cli(ctx: click.Context, debug: bool, verbose: bool) -> None:
     """gitflows: store flows where your code lives and load exactly the registered version back.
 
     \b
@@ -95,6 +96,8 @@ def cli(debug: bool, verbose: bool) -> None:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("gitflows").setLevel(level)
     quiet_client_libraries()
+    if ctx.invoked_subcommand is None:  # bare `gitflows`: what it can do, and success
+        click.echo(ctx.get_help())
 
 
 #: client libraries whose DEBUG logs print request headers and signed URLs (AWS session tokens, SAS
@@ -143,7 +146,8 @@ def check(files: tuple[str, ...]) -> None:
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
               help="A parameter value (repeatable). Read as JSON when it parses (n=5 is the number 5), "
                    "else as a string.")
-@click.option("--version", "version", type=int, help="With a registered NAME: run this version (default: latest).")
+@click.option("--flow-version", "version", type=int, metavar="N",
+              help="With a registered NAME: run version N (default: the latest).")
 @click.option("--wait", is_flag=True, help="With a registered NAME: wait for the run to finish and show it.")
 @click.option("--timeout", type=float, default=600, show_default=True, help="How long --wait waits (seconds).")
 def run(target: str, flow_name: str | None, params: tuple[str, ...], version: int | None, wait: bool,
@@ -324,9 +328,11 @@ def runs(name: str | None, as_json: bool, limit: int) -> None:
 @click.option("--to", "to_ref", metavar="REF", default="HEAD", show_default=True, help="... up to REF (pinned there).")
 @click.option("--remote", default=None, help="Remote name (hook argument); informational.")
 @click.option("--remote-url", default=None, help="Remote URL (hook argument); informational.")
-@click.option("--confirm", "confirm_only", is_flag=True, help="Only confirm pending versions whose commit is now on "
-                                                               "the remote (run this in CI after a merge).")
-@click.option("--confirmed", is_flag=True, help="Register as confirmed right away (CI after the push).")
+@click.option("--confirm-pending", "confirm_only", is_flag=True,
+              help="Register nothing; confirm the pending versions whose commit is now on the remote (CI after a "
+                   "merge).")
+@click.option("--pushed", "confirmed", is_flag=True,
+              help="The commit is already on the remote (CI after the push): register as confirmed, not pending.")
 def register(paths: tuple[str, ...], hook: bool, from_ref: str | None, to_ref: str, remote: str | None,
              remote_url: str | None, confirm_only: bool, confirmed: bool) -> None:
     """Register flows, pinned to a commit, in the registry (GITFLOWS_REGISTRY).
@@ -335,7 +341,8 @@ def register(paths: tuple[str, ...], hook: bool, from_ref: str | None, to_ref: s
     gitflows register flows/etl.py          the flows in these scripts, at HEAD
     gitflows register --from origin/main    flows changed since origin/main (script or imported modules)
     gitflows register --hook                in a pre-push hook: the pushed range, as pending
-    gitflows register --confirm             confirm pending versions now visible on the remote
+    gitflows register --confirm-pending     confirm pending versions now visible on the remote
+    gitflows register flows/etl.py --pushed in CI after the push: confirmed right away
 
     An unchanged flow (same fingerprint and files) gets no new version. A pending version is never run
     by an agent; it is confirmed when its commit is visible on the remote.

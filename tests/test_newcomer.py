@@ -63,3 +63,24 @@ def test_cache_prune_refuses_a_negative_age(tmp_path):
     result = run_cli("cache", "prune", "--older-than", "-5")
     assert result.returncode == 2
     assert "-5" in result.stderr and "0" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_bare_gitflows_shows_its_commands_and_succeeds():
+    result = run_cli()
+    assert result.returncode == 0, result.stderr
+    for command in ("check", "register", "run", "agent", "runs", "flows", "diff", "hooks", "cache"):
+        assert command in result.stdout
+
+
+def test_register_options_are_not_one_letter_apart():
+    result = run_cli("register", "--help")
+    assert "--confirm-pending" in result.stdout and "--pushed" in result.stdout
+    assert "--confirmed" not in result.stdout
+    typo = run_cli("register", "--confirm")
+    assert typo.returncode == 2 and "--confirm-pending" in typo.stderr  # click suggests the real name
+
+
+def test_run_takes_its_flow_version_by_its_own_name():
+    result = run_cli("run", "--help")
+    assert "--flow-version N" in result.stdout
+    assert run_cli("--version").stdout.startswith("gitflows")  # the program's version stays --version

@@ -97,7 +97,7 @@ def test_commit_push_register_confirm_and_run(project, registry_url, tmp_path):
     head = git("rev-parse", "HEAD", cwd=project).strip()
     assert (v1.version, v1.sha, v1.state) == (1, head, "pending")  # registered before the objects were sent
     assert [p for p, _ in v1.closure] == ["flows/etl.py", "flows/lib/helpers.py"]
-    confirmed = cli("register", "--confirm", cwd=project)
+    confirmed = cli("register", "--confirm-pending", cwd=project)
     assert "etl: version 1 confirmed" in confirmed.stdout
     assert reg.latest("etl").state == "confirmed"
 
@@ -120,12 +120,12 @@ def test_commit_push_register_confirm_and_run(project, registry_url, tmp_path):
     commit_all(project, "docs")
     out = push(project)
     assert "no flow changed" in out.stdout + out.stderr
-    cli("register", "--confirm", cwd=project)
+    cli("register", "--confirm-pending", cwd=project)
     assert [v.version for v in reg.versions("etl")] == [1, 2]
 
     # version 1 still runs its own pinned code after the branch moved on
     marker2, marker3 = tmp_path / "m2", tmp_path / "m3"
-    cli("run", "etl", "--version", "1", "--param", "n=2", "--param", f"marker={marker2}", cwd=project)
+    cli("run", "etl", "--flow-version", "1", "--param", "n=2", "--param", f"marker={marker2}", cwd=project)
     cli("run", "etl", "--param", "n=2", "--param", f"marker={marker3}", cwd=project)
     assert cli("agent", "--once", cwd=project).returncode == 0
     assert read_marker(marker2) == [[0, 10]]
@@ -166,7 +166,7 @@ def test_a_commit_that_never_reaches_the_remote_is_never_run(project, registry_u
 def test_many_agents_one_killed_mid_run(project, registry_url, tmp_path):
     commit_all(project, "add etl flow")
     assert push(project).returncode == 0
-    assert "registered" in cli("register", "flows/etl.py", "--confirmed", cwd=project).stdout
+    assert "registered" in cli("register", "flows/etl.py", "--pushed", cwd=project).stdout
     markers = [tmp_path / f"marker-{i}" for i in range(12)]
     for i, marker in enumerate(markers):
         assert cli("run", "etl", "--param", f"n={i % 3 + 1}", "--param", f"marker={marker}", cwd=project).returncode == 0

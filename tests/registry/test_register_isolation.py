@@ -61,7 +61,7 @@ import pathlib
 pathlib.Path({str(marker)!r}).write_text("executed")
 ''',
     })
-    result = run_cli("register", "--confirmed", cwd=repo)
+    result = run_cli("register", "--pushed", cwd=repo)
     assert result.returncode == 0, result.stderr
     assert not marker.exists(), "gitflows register executed flows/notes.py"
     assert "notes.py" not in result.stdout + result.stderr
@@ -74,7 +74,7 @@ def test_a_script_that_exits_at_import_cannot_end_registration(repo, ending):
         "flows/a_quits.py": flow_script("quits", "flows/a_quits.py", prelude=ending),
         "flows/b_etl.py": flow_script("etl", "flows/b_etl.py"),
     })
-    result = run_cli("register", "--confirmed", cwd=repo)
+    result = run_cli("register", "--pushed", cwd=repo)
     assert "flows/b_etl.py: etl: registered: version 1" in result.stdout, result.stdout + result.stderr
     line = next((x for x in result.stdout.splitlines() if x.startswith("flows/a_quits.py")), "")
     assert "not registered" in line and "exit" in line, result.stdout + result.stderr
@@ -99,7 +99,7 @@ def test_a_script_that_hangs_at_import_is_stopped_and_the_others_are_registered(
     import time
 
     began = time.monotonic()
-    result = run_cli("register", "--confirmed", cwd=repo, env={"GITFLOWS_SCRIPT_TIMEOUT": "2"})
+    result = run_cli("register", "--pushed", cwd=repo, env={"GITFLOWS_SCRIPT_TIMEOUT": "2"})
     assert time.monotonic() - began < 30
     assert "flows/b_etl.py: etl: registered: version 1" in result.stdout, result.stdout + result.stderr
     line = next((x for x in result.stdout.splitlines() if x.startswith("flows/a_hangs.py")), "")
@@ -115,7 +115,7 @@ def test_a_script_that_hangs_at_import_is_stopped_and_the_others_are_registered(
 
 def test_a_bad_script_timeout_is_one_line(repo):
     commit(repo, {"flows/b_etl.py": flow_script("etl", "flows/b_etl.py")})
-    result = run_cli("register", "--confirmed", cwd=repo, env={"GITFLOWS_SCRIPT_TIMEOUT": "soon"})
+    result = run_cli("register", "--pushed", cwd=repo, env={"GITFLOWS_SCRIPT_TIMEOUT": "soon"})
     assert result.returncode == 2
     assert result.stderr.strip() == ("error: GITFLOWS_SCRIPT_TIMEOUT='soon': expected a positive number of seconds, "
                                      "e.g. 120")
