@@ -149,14 +149,15 @@ def _names_elsewhere(paths: list[str]) -> dict[str, str]:
     return found
 
 
-def check_files(paths: list[str]) -> tuple[list[Problem], int]:
-    """Check every script; return the problems and how many flows were found."""
+def check_files(paths: list[str], contents: dict[str, bytes] | None = None) -> tuple[list[Problem], int]:
+    """Check every script; return the problems and how many flows were found. With *contents* (the
+    staged version of each path, for the pre-commit hook), that text is checked, not the working tree's."""
     problems: list[Problem] = []
     names: dict[str, str] = _names_elsewhere(paths)
     count = 0
     for path in paths:
         try:
-            info = inspect_file(path)
+            info = inspect_file(path, contents=contents[path]) if contents is not None else inspect_file(path)
         except ScriptError as exc:
             problems.append(_from_error(path, exc))
             continue

@@ -116,8 +116,10 @@ def quiet_client_libraries() -> None:
 
 
 @cli.command()
-@click.argument("files", nargs=-1, type=click.Path(dir_okay=False))
-def check(files: tuple[str, ...]) -> None:
+@click.argument("files", nargs=-1, type=click.Path())
+@click.option("--staged", is_flag=True, help="Check the Python files staged for commit, as staged (the pre-commit "
+                                             "hook), instead of FILES.")
+def check(files: tuple[str, ...], staged: bool) -> None:
     """Check flow scripts offline, without running them.
 
     Reads each FILE's syntax tree: it parses, defines flows with literal,
@@ -128,10 +130,24 @@ def check(files: tuple[str, ...]) -> None:
     """
     from gitflows.check import check_files
 
+    contents = None
+    if staged:
+        from gitflows.localgit import find_repo_root, staged_python_files
+
+        root = find_repo_root(os.getcwd())
+        if root is None:
+            raise click.UsageError("--staged: not inside a git repository")
+        contents = staged_python_files(root)
+        files = tuple(contents)
+        if not files:
+            click.echo("gitflows check: no Python files staged", err=True)
+            return
     if not files:
-        click.echo("gitflows check: no files given", err=True)
-        return
-    problems, count = check_files(list(files))
+        raise click.UsageError("give the flow scripts to check (e.g. gitflows check flows/*.py), or --staged")
+    folders = [f for f in files if os.path.isdir(f)]
+    if folders:
+        raise click.UsageError(f"{folders[0]} is a folder; give its Python files (e.g. {folders[0].rstrip('/')}/*.py)")
+    problems, count = check_files(list(files), contents)
     for problem in problems:
         click.echo(str(problem))
     if problems:
@@ -356,8 +372,21 @@ def register(paths: tuple[str, ...], hook: bool, from_ref: str | None, to_ref: s
         if root is None:
             raise click.UsageError("not inside a git repository")
         ranges = _pushed_ranges() if hook else [(from_ref, to_ref)]
+        if hook:
+            _reachable_for_push(registry, ranges)
         _register_ranges(registry, root, ranges, paths, "confirmed" if confirmed else "pending")
     _confirm_visible(registry, hook)
+
+
+def _reachable_for_push(registry: Registry, ranges: list[tuple[str | None, str]]) -> None:
+    """In the pre-push hook, a registry that cannot be reached stops the push with the way around it."""
+    try:
+        registry.conn()
+    except GitflowsError as exc:
+        since = next((old for old, _ in ranges if old and old.strip("0")), None)
+        later = f"gitflows register --from {since[:12]}" if since else "gitflows register --from <the remote's commit>"
+        raise GitflowsError(f"{exc}. The push was stopped so that no flow goes unregistered; to push anyway, "
+                            f"run git push --no-verify, then register once the registry is back: {later}") from None
 
 
 def _pushed_ranges() -> list[tuple[str | None, str]]:

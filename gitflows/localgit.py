@@ -172,7 +172,7 @@ def tracked_python_files(root: str) -> list[str] | None:
 def install_hooks(root: str, force: bool = False) -> list[str]:
     """Copy gitflows' pre-commit and pre-push hooks into the repository at *root*; the paths written.
     An existing hook is a FileExistsError unless *force*."""
-    import shutil
+    import sys
     from importlib import resources
 
     hooks_dir = git(root, "rev-parse", "--git-path", "hooks").decode().strip()
@@ -183,7 +183,21 @@ def install_hooks(root: str, force: bool = False) -> list[str]:
         if os.path.exists(target) and not force:
             raise FileExistsError(errno.EEXIST, "hook exists", target)
     for name, target in zip(("pre-commit", "pre-push"), targets, strict=True):
-        with resources.as_file(resources.files("gitflows") / "hook_scripts" / name) as source:
-            shutil.copyfile(source, target)
+        text = (resources.files("gitflows") / "hook_scripts" / name).read_text(encoding="utf-8")
+        # the interpreter that installed the hook runs it: committing from a shell without the venv works
+        with open(target, "w", encoding="utf-8") as fh:
+            fh.write(text.replace("@PYTHON@", sys.executable.replace('"', '\\"')))
         os.chmod(target, 0o755)
     return targets
+
+
+def staged_python_files(root: str) -> dict[str, bytes]:
+    """The Python files added, copied, modified or renamed in the index, as staged: {path relative to the
+    current folder: staged bytes}. Paths with spaces or newlines are safe (NUL-separated)."""
+    names = git(root, "diff", "--cached", "--name-only", "-z", "--diff-filter=ACMR", "--", "*.py")
+    staged: dict[str, bytes] = {}
+    for rel in names.decode("utf-8", "surrogateescape").split("\0"):
+        if rel:
+            shown = os.path.relpath(os.path.join(root, rel))
+            staged[shown] = git(root, "cat-file", "blob", f":{rel}")
+    return staged
