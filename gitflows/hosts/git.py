@@ -308,7 +308,9 @@ class GitHost:
         try:
             return self._fetch(wants, f"fetching {what}", not_found, **kwargs)
         except RemoteError as exc:
-            if "hung up" not in str(exc):
+            # upload-pack exits on a want it lacks: the client sees the hang-up, or, when it was still
+            # writing its request (ssh, git://), a broken pipe or a reset, depending on timing
+            if not any(sign in str(exc) for sign in ("hung up", "Broken pipe", "Connection reset")):
                 raise
             raise not_found(f"{self.label()}: {what}: the server closed the connection on every attempt; it most "
                             "likely does not have it (force-pushed away, or garbage-collected)") from None
