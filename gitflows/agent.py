@@ -20,7 +20,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from gitflows.errors import FlowNotFoundError, GitflowsError
 from gitflows.redact import get_logger, redact
-from gitflows.register import visible_on_remote
+from gitflows.register import remote_status
 from gitflows.registry import Registry, Run, open_registry
 from gitflows.registry.schema import SchemaTooNewError
 from gitflows.registry.sql import UnreadableRowError, agent_name
@@ -167,9 +167,12 @@ class Agent:
         reg = self.registry()
         version = reg.get_version(run.flow_name, run.version)
         if version.state == "pending":
-            if visible_on_remote(version):
+            status = remote_status(version)
+            if status.visible:
                 reg.confirm(version.name, version.version)
                 self.say(f"{version.name} v{version.version}: commit {version.sha} is on the remote; confirmed")
+            elif status.final:  # waiting cannot help: say the real cause now
+                return self._give_up(run, f"{version.name} v{version.version} cannot be run: {status.reason}")
             elif time.time() - run.created_at > self.confirm_grace:
                 never_confirmed = (f"{version.name} v{version.version}: commit {version.sha} never reached the "
                                    f"remote within {self.confirm_grace:.0f}s; an unconfirmed version is never run")
@@ -178,10 +181,8 @@ class Agent:
                 self.done.append((run.id, "failed"))
                 return "failed"
             else:
-                reg.postpone(run.id, self.name, min(5.0, self.confirm_grace / 4),
-                             f"waiting for commit {version.sha} to reach the remote")
-                self.say(f"run {run.id}: {version.name} v{version.version} is pending (commit not on the remote yet); "
-                         "will retry")
+                reg.postpone(run.id, self.name, min(5.0, self.confirm_grace / 4), f"waiting: {status.reason}")
+                self.say(f"run {run.id}: {version.name} v{version.version} is pending ({status.reason}); will retry")
                 return "postponed"
         if not reg.start(run.id, self.name):
             self.say(f"run {run.id}: no longer ours before it started (its lease expired); left to its new agent")

@@ -436,11 +436,17 @@ def _confirm_visible(registry: Registry, hook: bool) -> None:
         click.echo(f"note: could not check pending versions now ({type(exc).__name__}: {redact(str(exc))}); "
                    "they stay pending", err=True)
         results = []
-    for version, ok in results:
-        if ok:
-            short = (version.sha or "-")[:12]
-            click.echo(f"{version.name}: version {version.version} confirmed (commit {short} "
-                       "is on the remote)")
+    for version, status in results:
+        short = (version.sha or "-")[:12]
+        if status.visible:
+            click.echo(f"{version.name}: version {version.version} confirmed (commit {short} is on the remote)")
+        elif status.final:
+            click.echo(f"{version.name}: version {version.version} cannot be confirmed: {status.reason}; fix the "
+                       "flow's storage and register it again", err=True)
+        else:
+            click.echo(f"{version.name}: version {version.version} stays pending: {status.reason}", err=True)
+    if not hook and any(not s.visible and s.final for _, s in results):
+        sys.exit(EXIT_PROBLEMS)
 
 
 @cli.command()

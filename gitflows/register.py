@@ -19,7 +19,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gitflows.cache import Cache, closure_key
-from gitflows.errors import ConfigurationError, GitflowsError, ScriptError
+from gitflows.errors import (
+    AuthenticationError,
+    ConfigurationError,
+    GitflowsError,
+    RefNotFoundError,
+    RepoNotFoundError,
+    ScriptError,
+)
 from gitflows.imports import safe_relpath
 from gitflows.inspection import UNKNOWN
 from gitflows.loader import commit_visible
@@ -325,27 +332,46 @@ def register_range(registry: Registry, root: str, old: str | None, new: str, pat
     return base, sha, register_commit(registry, root, sha, base, list(paths) if paths else None, state)
 
 
-def visible_on_remote(version: FlowVersion) -> bool:
-    """Whether the version's commit can be fetched from where its storage loads from."""
+@dataclass
+class RemoteStatus:
+    """Whether a version's commit can be fetched from where its storage loads: ``visible``, else why not,
+    and whether waiting can help (``final``: the repository is missing, the credentials are refused, the
+    storage is misconfigured — the commit will never appear by itself)."""
+
+    visible: bool
+    reason: str | None = None
+    final: bool = False
+
+
+def remote_status(version: FlowVersion) -> RemoteStatus:
     storage = from_dict(version.storage)
     if not isinstance(storage, RepoStorage) or not version.sha:
-        return True
+        return RemoteStatus(True)
     try:
         commit_visible(storage.make_host(), version.sha)
-        return True
+        return RemoteStatus(True)
+    except (RepoNotFoundError, AuthenticationError, ConfigurationError) as exc:
+        return RemoteStatus(False, str(exc), final=True)
+    except RefNotFoundError:
+        return RemoteStatus(False, f"commit {version.sha} is not on the remote yet (push it)")
     except GitflowsError as exc:
         log.info("%s v%d: commit %s not visible on the remote yet (%s)", version.name, version.version, version.sha, exc)
-        return False
+        return RemoteStatus(False, f"the remote could not be asked ({exc})")
 
 
-def confirm_pending(registry: Registry) -> list[tuple[FlowVersion, bool]]:
-    """Confirm every pending version whose commit is now on the remote."""
+def visible_on_remote(version: FlowVersion) -> bool:
+    """Whether the version's commit can be fetched from where its storage loads from."""
+    return remote_status(version).visible
+
+
+def confirm_pending(registry: Registry) -> list[tuple[FlowVersion, RemoteStatus]]:
+    """Confirm every pending version whose commit is now on the remote; each with its status."""
     results = []
     for version in registry.pending():
-        ok = visible_on_remote(version)
-        if ok:
+        status = remote_status(version)
+        if status.visible:
             registry.confirm(version.name, version.version)
-        results.append((version, ok))
+        results.append((version, status))
     return results
 
 

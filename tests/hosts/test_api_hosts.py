@@ -258,3 +258,51 @@ def test_a_commit_not_on_the_host_is_not_visible(backend, source):
 
     assert visible_on_remote(version(source.v1))
     assert not visible_on_remote(version("0123456789abcdef0123456789abcdef01234567"))
+
+
+def test_a_storage_naming_a_missing_repository_says_so_instead_of_waiting(backend, source, tmp_path):
+    """Registered as pending against a repository that does not exist: confirmation and the agent give the
+    real cause at once, instead of 'commit not on the remote yet' until a grace period ends."""
+    from gitflows.agent import Agent
+    from gitflows.register import confirm_pending
+    from gitflows.registry import FlowVersion, open_registry
+
+    data = backend.make(repo="missing-repo", ref=source.v1).serialize()
+    url = str(tmp_path / "registry.db")
+    reg = open_registry(url)
+    reg.register(FlowVersion(name="etl", version=0, storage=data, repo="acme/missing-repo", path="flows/etl.py",
+                             requested_ref=None, sha=source.v1, closure=[], fingerprint="x", labels=[],
+                             state="pending", registered_at=0.0))
+    [(version, status)] = confirm_pending(reg)
+    assert not status.visible and status.final
+    assert "missing-repo" in status.reason and "not on the remote yet" not in status.reason
+    run = reg.create_run("etl")
+    done = dict(Agent(url, poll=0.05, confirm_grace=600).run(once=True))
+    assert done[run.id] == "failed"
+    error = reg.get_run(run.id).error
+    assert "cannot be run" in error and "missing-repo" in error
+
+
+def test_confirming_against_a_missing_repository_exits_1_with_the_cause(tmp_path, source):
+    from gitflows.registry import FlowVersion, open_registry
+
+    from ..conftest import run_cli
+    from ..fakes.github_api import FakeGitHub
+    from ..fakes.serve import NO_MOCK, serve
+
+    fake, server = serve(lambda base: FakeGitHub(NO_MOCK, source, base=base + "/api/v3", token=TOKEN))
+    try:
+        from gitflows.storage.github import GitHub
+
+        data = GitHub(repo="acme/nope", path="flows/etl.py", ref=source.v1, access_token_secret="GH_TOKEN",
+                      base_url=fake.base).serialize()
+        url = str(tmp_path / "registry.db")
+        open_registry(url).register(FlowVersion(
+            name="etl", version=0, storage=data, repo="acme/nope", path="flows/etl.py", requested_ref=None,
+            sha=source.v1, closure=[], fingerprint="x", labels=[], state="pending", registered_at=0.0))
+        result = run_cli("register", "--confirm-pending", env={"GITFLOWS_REGISTRY": url, "GH_TOKEN": TOKEN})
+    finally:
+        server.shutdown()
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert "etl: version 1 cannot be confirmed" in result.stderr and "acme/nope" in result.stderr
+    assert TOKEN not in result.stdout + result.stderr
