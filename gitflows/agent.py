@@ -47,6 +47,7 @@ class Agent:
         self.stopping = threading.Event()
         self._local = threading.local()
         self.done: list[tuple[int, str]] = []
+        self._said_skip: set[int] = set()
 
     def registry(self) -> Registry:
         reg = getattr(self._local, "registry", None)
@@ -138,9 +139,24 @@ class Agent:
             if broken:
                 if self.registry().claim(run.id, self.name, self.lease):
                     self._give_up(run, f"cannot be run: {broken}")
-            elif self._matches(run) and self.registry().claim(run.id, self.name, self.lease):
+            elif not self._matches(run):
+                self._skipped(run)
+            elif self.registry().claim(run.id, self.name, self.lease):
                 got.append(self.registry().get_run(run.id))
         return got
+
+    def _skipped(self, run: Run) -> None:
+        """Say once per run why this agent leaves it (labels it lacks), instead of skipping it silently."""
+        if run.id in self._said_skip:
+            return
+        self._said_skip.add(run.id)
+        try:
+            needed = set(self.registry().get_version(run.flow_name, run.version).labels)
+        except GitflowsError:
+            return
+        mine = ", ".join(sorted(self.labels)) or "none"
+        self.say(f"run {run.id}: {run.flow_name} v{run.version} needs labels {', '.join(sorted(needed - self.labels))}"
+                 f" (this agent has: {mine}); left for an agent that has them")
 
     # -- one run ------------------------------------------------------------------------
     def _execute_guarded(self, run: Run) -> str:

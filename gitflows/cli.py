@@ -202,7 +202,12 @@ def run(target: str, flow_name: str | None, params: tuple[str, ...], version: in
                + (" (version pending: it runs once its commit is on the remote)" if record.state == "pending" else ""))
     if not wait:
         return
-    current = registry.wait_for(created.id, timeout)
+    def no_agent_yet(run: Any) -> None:
+        click.echo(f"run {run.id}: still scheduled after 5s: it {registry.waiting_for(run)}; start one "
+                   f"(gitflows agent{''.join(f' --label {label}' for label in record.labels)}) or stop waiting "
+                   "with Ctrl-C (the run stays scheduled)", err=True)
+
+    current = registry.wait_for(created.id, timeout, notice_after=5.0, notice=no_agent_yet)
     if current.state not in FINISHED:
         click.echo(f"run {created.id}: still {current.state} after {timeout:.0f}s", err=True)
         sys.exit(EXIT_PROBLEMS)
@@ -320,9 +325,9 @@ def runs(name: str | None, as_json: bool, limit: int) -> None:
         click.echo("[]" if as_json else f"no runs ({exc})")
         return
     if as_json:
-        click.echo(json.dumps([{k: getattr(r, k) for k in ("id", "flow_name", "version", "state", "attempts", "agent",
-                                                           "error", "parameters", "unreadable")} for r in items],
-                              indent=2))
+        click.echo(json.dumps([{**{k: getattr(r, k) for k in ("id", "flow_name", "version", "state", "attempts",
+                                                              "agent", "error", "parameters", "unreadable")},
+                                "waiting": registry.waiting_for(r)} for r in items], indent=2))
         return
     if not items and not as_json:
         known = [v.name for v in registry.flows()]
@@ -332,7 +337,9 @@ def runs(name: str | None, as_json: bool, limit: int) -> None:
         else:
             click.echo(f"no runs{f' of {name!r}' if name else ''} yet (gitflows run NAME schedules one)")
     for r in items:
+        waiting = registry.waiting_for(r)
         click.echo(f"{r.id}\t{r.flow_name}\tv{r.version}\t{r.state}\tattempts={r.attempts}\t{r.agent or '-'}"
+                   + (f"\t{waiting}" if waiting else "")
                    + (f"\tunreadable: {r.unreadable}" if r.unreadable else "") + (f"\t{r.error}" if r.error else ""))
 
 

@@ -245,7 +245,8 @@ def register_commit(registry: Registry, root: str, sha: str, old: str | None = N
         wanted = {safe_relpath(p) for p in paths}
         missing = sorted(wanted - set(snap.blobs))
         if missing:
-            raise ConfigurationError(f"not in commit {sha[:12]}: {', '.join(missing)}")
+            raise ConfigurationError(f"not in commit {sha[:12]}: {', '.join(missing)}; commit it first (git add, "
+                                     "git commit): only committed files are registered, pinned to their commit")
         scripts = [s for s in scripts if s in wanted]
     changed = changed_files(root, old, sha)
     outcomes: list[Outcome] = []
@@ -300,8 +301,10 @@ def _register_script(registry: Registry, snap: Snapshot, script: str, closure: l
             outcomes.append(Outcome(sf.name, script, None, False, f"not registered: {exc}"))
             continue
         if not isinstance(storage, RepoStorage):
-            outcomes.append(Outcome(sf.name, script, None, False, f"not registered: {sf.storage.type} storage does not "
-                                    "load from this repository (register it with its own build())"))
+            outcomes.append(Outcome(sf.name, script, None, False, f"not registered: {sf.storage.type} storage keeps "
+                                    "the flow outside this repository, so a push cannot pin it; to register it from "
+                                    f"the push, use Git(flow_path={script!r}, repo=...) (or GitHub, GitLab, "
+                                    "Bitbucket, CodeCommit)"))
             continue
         declared = storage.script_path
         if declared and safe_relpath(declared) != script:

@@ -84,3 +84,53 @@ def test_run_takes_its_flow_version_by_its_own_name():
     result = run_cli("run", "--help")
     assert "--flow-version N" in result.stdout
     assert run_cli("--version").stdout.startswith("gitflows")  # the program's version stays --version
+
+
+def _registered(tmp_path, labels=()):
+    from gitflows.registry import FlowVersion
+
+    url = str(tmp_path / "reg.db")
+    reg = open_registry(url)
+    script = tmp_path / "etl.py"
+    script.write_text("from gitflows import Flow, task\n\n@task\ndef t():\n    return 1\n\n"
+                      "with Flow('etl') as flow:\n    t()\n")
+    from gitflows.storage import Local
+
+    storage = Local(stored_as_script=True, path=str(script))
+    reg.register(FlowVersion(name="etl", version=0, storage=storage.serialize(), repo=None, path=str(script),
+                             requested_ref=None, sha=None, closure=[], fingerprint="fp", labels=list(labels),
+                             state="confirmed", registered_at=0.0))
+    return url, reg
+
+
+def test_a_run_that_waits_says_what_for(tmp_path):
+    url, reg = _registered(tmp_path, labels=["gpu"])
+    run = reg.create_run("etl")
+    listed = run_cli("runs", env={"GITFLOWS_REGISTRY": url})
+    assert f"{run.id}\tetl\tv1\tscheduled" in listed.stdout and "waits for an agent with labels gpu" in listed.stdout
+    from gitflows.agent import Agent
+
+    agent = Agent(url, poll=0.05, echo=True)
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert agent.run(once=True) == []
+    assert f"run {run.id}: etl v1 needs labels gpu (this agent has: none); left for an agent" in out.getvalue()
+    assert reg.get_run(run.id).state == "scheduled"
+
+
+def test_run_wait_with_no_agent_says_so_instead_of_waiting_silently(tmp_path):
+    url, _ = _registered(tmp_path)
+    result = run_cli("run", "etl", "--wait", "--timeout", "7", env={"GITFLOWS_REGISTRY": url})
+    assert result.returncode == 1
+    assert "still scheduled after 5s: it waits for an agent; start one (gitflows agent)" in result.stderr
+    assert "still scheduled after 7s" in result.stderr
+
+
+def test_a_missing_version_lists_the_flows_versions(tmp_path):
+    url, reg = _registered(tmp_path)
+    result = run_cli("run", "etl", "--flow-version", "9", env={"GITFLOWS_REGISTRY": url})
+    assert result.returncode == 2
+    assert "flow 'etl' has no version 9" in result.stderr and "its versions: 1" in result.stderr

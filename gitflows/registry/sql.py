@@ -337,9 +337,13 @@ class Registry:
                              (name, version)).fetchone()
             found = self._version(row) if row else None
         if found is None:
+            versions = [v.version for v in self.versions(name)]
+            if version is not None and versions:
+                raise FlowNotFoundError(f"flow {name!r} has no version {version} in {self.dialect.describe()}; its "
+                                        f"versions: {', '.join(map(str, versions))}")
             known = ", ".join(v.name for v in self.flows()) or "none"
-            what = f"flow {name!r}" + (f" version {version}" if version is not None else "")
-            raise FlowNotFoundError(f"{what} is not registered in {self.dialect.describe()}; registered flows: {known}")
+            raise FlowNotFoundError(f"flow {name!r} is not registered in {self.dialect.describe()}; registered flows: "
+                                    f"{known}")
         if found.unreadable:
             raise UnreadableRowError(f"flow {found.name!r} version {found.version} in {self.dialect.describe()} is "
                                      f"unreadable: {found.unreadable}; register the flow again")
@@ -404,14 +408,34 @@ class Registry:
             rows = self._exec(f"SELECT {self._RCOLS} FROM runs ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
         return [self._run(r) for r in rows]
 
-    def wait_for(self, run_id: int, timeout: float, poll: float = 0.2) -> Run:
-        """The run once it has finished, or as it is after *timeout* seconds."""
-        deadline = time.monotonic() + timeout
+    def wait_for(self, run_id: int, timeout: float, poll: float = 0.2, notice_after: float | None = None,
+                 notice: Any = None) -> Run:
+        """The run once it has finished, or as it is after *timeout* seconds. *notice(run)* is called once
+        if the run is still scheduled (no agent took it) after *notice_after* seconds."""
+        start = time.monotonic()
         current = self.get_run(run_id)
-        while current.state not in FINISHED and time.monotonic() < deadline:
+        noticed = False
+        while current.state not in FINISHED and time.monotonic() - start < timeout:
+            if (notice is not None and not noticed and notice_after is not None and current.state == "scheduled"
+                    and time.monotonic() - start >= notice_after):
+                notice(current)
+                noticed = True
             time.sleep(poll)
             current = self.get_run(run_id)
         return current
+
+    def waiting_for(self, run: Run) -> str | None:
+        """Why a scheduled run has not started, in words: a later due time, labels an agent must have."""
+        if run.state != "scheduled":
+            return None
+        try:
+            labels = self.get_version(run.flow_name, run.version).labels
+        except GitflowsError:
+            labels = []
+        said = f"waits for an agent with labels {', '.join(sorted(labels))}" if labels else "waits for an agent"
+        if run.due_at > time.time() + 0.5:
+            said += f"; due in {run.due_at - time.time():.0f}s" + (f" ({run.error})" if run.error else "")
+        return said
 
     def due(self, limit: int = 50) -> list[Run]:
         rows = self._exec(f"SELECT {self._RCOLS} FROM runs WHERE state = 'scheduled' AND due_at <= ? ORDER BY due_at, id "

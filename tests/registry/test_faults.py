@@ -111,7 +111,7 @@ def test_a_run_naming_a_version_that_no_longer_exists_is_failed(registry_url, tm
     done, listed = agent_then_listings(registry_url, tmp_path)
     assert done == {orphan.id: "failed", good.id: "success"}
     failed = open_registry(registry_url).get_run(orphan.id)
-    assert failed.state == "failed" and "flow 'ok' version 99 is not registered" in failed.error
+    assert failed.state == "failed" and "flow 'ok' has no version 99" in failed.error
     assert f"{orphan.id}\tok\tv99\tfailed" in listed[("runs",)].stdout
 
 
