@@ -27,4 +27,5 @@ def examples():
 @pytest.mark.parametrize("source", list(examples()))
 def test_example_runs(source, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    exec(compile(source, "<doc example>", "exec"), {"__name__": "__doc_example__"})
+    # as `python example.py` runs it: blocks guard their runs with `if __name__ == "__main__":`
+    exec(compile(source, "<doc example>", "exec"), {"__name__": "__main__"})

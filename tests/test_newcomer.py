@@ -134,3 +134,17 @@ def test_a_missing_version_lists_the_flows_versions(tmp_path):
     result = run_cli("run", "etl", "--flow-version", "9", env={"GITFLOWS_REGISTRY": url})
     assert result.returncode == 2
     assert "flow 'etl' has no version 9" in result.stderr and "its versions: 1" in result.stderr
+
+
+def test_docker_without_a_daemon_is_one_clear_error(tmp_path):
+    from gitflows import Flow
+    from gitflows.errors import RemoteError
+    from gitflows.storage import Docker
+
+    storage = Docker(image_name="flows/x", image_tag="1", base_image="python:3.11-slim",
+                     base_url=f"unix://{tmp_path}/no-daemon.sock")
+    storage.add_flow(Flow("f"))
+    with pytest.raises(RemoteError) as err:
+        storage.build(push=False)
+    assert "no Docker daemon answers at unix://" in str(err.value) and "daemonless=True" in str(err.value)
+    assert err.value.__cause__ is None and err.value.__context__ is None

@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Callable, Iterable
 from typing import IO, Any
 
-from gitflows.errors import ConfigurationError, ImageTransferError
+from gitflows.errors import ConfigurationError, ImageTransferError, RemoteError
 from gitflows.redact import redact
 
 #: where the generated files (Dockerfile, flows, ``files``) sit in the context of a user Dockerfile's build
@@ -33,7 +33,12 @@ def api_client(base_url: str, tls_config: Any) -> Any:
             from None
     if isinstance(tls_config, dict):
         tls_config = docker.tls.TLSConfig(**tls_config)
-    return docker.APIClient(base_url=base_url, version="auto", tls=tls_config or False)
+    try:
+        return docker.APIClient(base_url=base_url, version="auto", tls=tls_config or False)
+    except docker.errors.DockerException as exc:  # version="auto" asks the daemon at once
+        reason = redact(str(exc).split(": ", 1)[-1])[:200]
+    raise RemoteError(f"no Docker daemon answers at {base_url} ({reason}); start Docker, point base_url (or "
+                      "DOCKER_HOST) at a running daemon, or build without one: build(daemonless=True)")
 
 
 def ignore_patterns(path: str | None) -> list[str]:
