@@ -148,3 +148,17 @@ def test_docker_without_a_daemon_is_one_clear_error(tmp_path):
         storage.build(push=False)
     assert "no Docker daemon answers at unix://" in str(err.value) and "daemonless=True" in str(err.value)
     assert err.value.__cause__ is None and err.value.__context__ is None
+
+
+def test_webhook_template_values_that_are_not_secrets_are_never_masked(monkeypatch):
+    """Filling ${ORG} into a URL must not turn every "acme" into "***": only secrets and credential-named
+    variables are masked."""
+    from gitflows.blobs.webhook import fill
+    from gitflows.redact import redact
+
+    monkeypatch.setenv("ORG", "acme-corp")
+    monkeypatch.setenv("UPLOAD_TOKEN", "tok-9f8e7d6c5b")
+    filled = fill({"url": "https://hooks.example/${ORG}/flows", "headers": {"Authorization": "Bearer ${UPLOAD_TOKEN}"}})
+    assert filled["url"] == "https://hooks.example/acme-corp/flows"
+    assert redact("repo acme-corp/flows") == "repo acme-corp/flows"
+    assert redact("Bearer tok-9f8e7d6c5b") == "Bearer ***"

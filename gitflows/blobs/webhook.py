@@ -11,6 +11,7 @@ show in logs or errors. ``${GITFLOWS_KEY}`` is the flow's key (gitflows only).
 from __future__ import annotations
 
 import os
+import re
 import string
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -26,6 +27,9 @@ from gitflows.redact import register_secret
 from gitflows.remote import HTTPFailure, RetryPolicy, also_builtin, call
 from gitflows.secrets import resolve_secret
 
+#: template variables whose values are credentials (masked wherever they appear), besides secrets
+_SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSW|PWD|KEY|CREDENTIAL|AUTH|SIGNATURE|SAS", re.IGNORECASE)
+
 HTTP_METHODS = ("GET", "PATCH", "POST", "PUT")  # Prefect 1's list
 KEY_VARIABLE = "GITFLOWS_KEY"
 
@@ -40,14 +44,18 @@ class _Variables(Mapping[str, str]):
         if name in self.extra:
             return self.extra[name]
         value = os.environ.get(name)
+        secret = value is None or _SECRET_NAME.search(name) is not None
         if value is None:
             try:
-                value = resolve_secret(name)
+                value = resolve_secret(name)  # a secret source: masked everywhere from now on
             except SecretNotFoundError as exc:
                 raise ConfigurationRuntimeError(
                     f"{self.where}: Template value '{name}' does not refer to an environment variable or secret "
                     f"({exc}); set it, or write $$ for a literal $") from None
-        register_secret(value)
+        if secret:
+            # only secrets and credential-named variables are masked: masking every filled value (a URL,
+            # an organisation name) would rewrite unrelated fields ("acme/flows" -> "***/flows")
+            register_secret(value)
         return value
 
     def __iter__(self) -> Iterator[str]:
