@@ -35,6 +35,7 @@ class FlowSide:
     storage: dict[str, Any]
     fingerprint: str
     closure: list[tuple[str, str]]
+    retries: dict[str, int] = field(default_factory=dict)  # task name -> max_retries (executed side only)
 
 
 @dataclass
@@ -90,8 +91,9 @@ def _executed(snap: Snapshot, script: str, closure: list[tuple[str, str]], cache
         edges = {(e["upstream"], e["downstream"], e["key"] or "") for e in structure["edges"]}
         params = {p["name"]: p["default"] for p in structure["parameters"]}
         storage = _storage_args(flow["storage"]) if flow["storage"] is not None else {}
+        retries = {t["name"]: int(t.get("max_retries") or 0) for t in structure["tasks"] if t["kind"] == "task"}
         side.flows[flow["name"]] = FlowSide(flow["name"], script, "executed", tasks, edges, params, storage,
-                                            flow["fingerprint"], closure)
+                                            flow["fingerprint"], closure, retries)
     return side
 
 
@@ -123,8 +125,10 @@ def _changed_paths(root: str, base: str, head: str) -> tuple[set[str], dict[str,
     return changed, renames
 
 
-def diff(root: str, base_ref: str, head_ref: str = "HEAD", force_static: bool = False) -> dict[str, Any]:
-    """The report (see docs/review.md for the schema)."""
+def diff(root: str, base_ref: str, head_ref: str = "HEAD", force_static: bool = False,
+         fell_back: bool = False) -> dict[str, Any]:
+    """The report (see docs/review.md for the schema). *fell_back*: static because some flow's imports are
+    not installed here (not because it was asked)."""
     base, head = resolve(root, base_ref), resolve(root, head_ref)
     snaps = {"base": Snapshot(root, base), "head": Snapshot(root, head)}
     changed, renames = _changed_paths(root, base, head)
@@ -150,8 +154,11 @@ def diff(root: str, base_ref: str, head_ref: str = "HEAD", force_static: bool = 
                 if any(f.precision == "static" for f in sides[k][script].flows.values()):
                     static = True
     if static and not force_static:  # compare like with like
-        return diff(root, base_ref, head_ref, force_static=True)
-    return _report(base, head, sides, renames, changed, static)
+        return diff(root, base_ref, head_ref, force_static=True, fell_back=True)
+    report = _report(base, head, sides, renames, changed, static)
+    if static:
+        report["static_reason"] = "imports not installed" if fell_back else "asked"
+    return report
 
 
 def _report(base: str, head: str, sides: dict[str, dict[str, ScriptSide]], renames: dict[str, str],
@@ -210,8 +217,13 @@ def _compare(name: str, b: FlowSide | None, h: FlowSide | None, new_name: str | 
         entry["storage"] = side.storage
         return entry
     tasks = _dict_diff(b.tasks, h.tasks)
+    settings = {t: {"max_retries": [b.retries[t], h.retries[t]]} for t in set(b.retries) & set(h.retries)
+                if b.retries[t] != h.retries[t]}
     entry["tasks"] = {"added": sorted(tasks["added"]), "removed": sorted(tasks["removed"]),
-                      "changed": sorted(tasks["changed"])}
+                      "changed": sorted(set(tasks["changed"]) | set(settings))}
+    if settings:  # a task's settings changed (max_retries): which, and whether its source did too
+        entry["tasks"]["settings"] = settings
+        entry["tasks"]["source_changed"] = sorted(tasks["changed"])
     if b.edges is not None and h.edges is not None:
         entry["edges"] = {"added": sorted(list(e) for e in h.edges - b.edges),
                           "removed": sorted(list(e) for e in b.edges - h.edges)}
@@ -263,10 +275,17 @@ def _identity_lines(entry: dict[str, Any]) -> list[tuple[str, str]]:
     return out
 
 
-def _task_lines(tasks: dict[str, list[str]]) -> list[tuple[str, str]]:
+def _task_lines(tasks: dict[str, Any]) -> list[tuple[str, str]]:
+    def what(t: str) -> str:
+        settings = tasks.get("settings", {}).get(t, {})
+        parts = [f"{k} {v[0]} -> {v[1]}" for k, v in sorted(settings.items())]
+        if t in tasks.get("source_changed", tasks["changed"]):
+            parts.append("source changed")
+        return "; ".join(parts)
+
     return ([("add", f"task {t}") for t in tasks["added"]]
             + [("remove", f"task {t}") for t in tasks["removed"]]
-            + [("change", f"task {t}: source changed") for t in tasks["changed"]])
+            + [("change", f"task {t}: {what(t)}") for t in tasks["changed"]])
 
 
 def _edge_lines(edges: dict[str, list[list[str]]]) -> list[tuple[str, str]]:
@@ -293,9 +312,11 @@ def format_text(report: dict[str, Any], color: bool = False) -> str:
     import click
 
     styles = {"add": ("+", "green"), "remove": ("-", "red"), "change": ("~", "yellow"), "info": (" ", None)}
-    lines = [f"gitflows diff {report['base'][:12]}..{report['head'][:12]}"
-             + (" (static comparison: the flows' imports are not installed here; edges not compared)"
-                if report["precision"] == "static" else "")]
+    static = ""
+    if report["precision"] == "static":
+        static = (" (static comparison (--static): edges not compared)" if report.get("static_reason") == "asked"
+                  else " (static comparison: the flows' imports are not installed here; edges not compared)")
+    lines = [f"gitflows diff {report['base'][:12]}..{report['head'][:12]}{static}"]
     shown = [e for e in report["flows"] if e["status"] != "unchanged"]
     for e in shown:
         head = f"{e['status'].upper():<9} {e['name']}  ({e['path']['head'] or e['path']['base']})"

@@ -304,3 +304,30 @@ def test_markdown_escapes_names(repo):
 
     summary = re.search(r"<summary><code>(.*?)</code></summary>", md).group(1)
     assert "<" not in summary and html.unescape(summary) == EVIL  # shown as text in the <summary>
+
+
+def test_a_retry_count_change_is_named(repo):
+    commit(repo.path, {"flows/etl.py": ETL.replace("@task\ndef load(rows):", "@task(max_retries=3)\ndef load(rows):")},
+           "retry load")
+    code, report = report_of(repo, repo.base)
+    etl = {f["name"]: f for f in report["flows"]}["etl"]
+    assert code == 1 and etl["tasks"]["settings"] == {"load": {"max_retries": [0, 3]}}
+    text = run_cli("diff", repo.base, cwd=repo.path).stdout
+    assert "task load: max_retries 0 -> 3" in text
+
+
+def test_static_when_asked_does_not_claim_a_fallback(repo):
+    commit(repo.path, {"flows/etl.py": ETL.replace("return len(rows)", "return len(rows) + 0")}, "tweak")
+    text = run_cli("diff", repo.base, "--static", cwd=repo.path).stdout
+    assert "static comparison (--static)" in text and "not installed" not in text
+
+
+def test_reports_show_no_absolute_path_of_the_reviewer(repo, tmp_path):
+    commit(repo.path, {"flows/etl.py": ETL.replace("from gitflows import", "raise RuntimeError('boom')\nfrom gitflows import")},
+           "explodes at import")
+    for fmt in ("json", "markdown", "text"):
+        result = run_cli("diff", repo.base, "--format", fmt, cwd=repo.path)
+        assert result.returncode == 1, result.stderr
+        assert "boom" in result.stdout
+        assert str(tmp_path) not in result.stdout and "/root" not in result.stdout, result.stdout
+        assert ".cache" not in result.stdout and "gitflows/" not in result.stdout.replace("gitflows diff", "")
