@@ -323,8 +323,8 @@ def test_static_when_asked_does_not_claim_a_fallback(repo):
 
 
 def test_reports_show_no_absolute_path_of_the_reviewer(repo, tmp_path):
-    commit(repo.path, {"flows/etl.py": ETL.replace("from gitflows import", "raise RuntimeError('boom')\nfrom gitflows import")},
-           "explodes at import")
+    exploding = ETL.replace("from gitflows import", "raise RuntimeError('boom')\nfrom gitflows import")
+    commit(repo.path, {"flows/etl.py": exploding}, "explodes at import")
     for fmt in ("json", "markdown", "text"):
         result = run_cli("diff", repo.base, "--format", fmt, cwd=repo.path)
         assert result.returncode == 1, result.stderr
