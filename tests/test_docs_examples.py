@@ -54,11 +54,10 @@ def offline(monkeypatch):
 @pytest.fixture
 def github_fake(tmp_path, monkeypatch):
     """The GitHub API on 127.0.0.1 holding acme/flows with the README's flows/etl.py on main."""
+    import gitflows.hosts.github as github_host
     from tests.fakes.github_api import FakeGitHub
     from tests.fakes.gitrepo import GitRepo
     from tests.fakes.serve import NO_MOCK, serve
-
-    import gitflows.hosts.github as github_host
 
     repo = GitRepo(tmp_path / "acme-flows", default_branch="main")
     repo.commit({"flows/etl.py": readme_flow()})
