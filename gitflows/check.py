@@ -84,6 +84,11 @@ def _check_storage(display: str, flow: StaticFlow, repo_root: str | None, relpat
         path = _literal(storage.args.get("path"))
         if path and (path.endswith(".py") or "/" in path) and not os.path.exists(path):
             problems.append(Problem(display, storage.lineno, f"{label}: Local storage path {path!r} does not exist"))
+    if storage.type in ("Local", "Module") and repo_root and relpath:
+        problems.append(Problem(display, storage.lineno,
+                                f"{label}: {storage.type} storage keeps the flow on this machine, so pushing never "
+                                f"registers it; to register it from a push, use "
+                                f"Git(flow_path={relpath!r}, repo=...) (or GitHub, GitLab, Bitbucket, CodeCommit)"))
     return problems
 
 

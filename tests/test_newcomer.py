@@ -162,3 +162,17 @@ def test_webhook_template_values_that_are_not_secrets_are_never_masked(monkeypat
     assert filled["url"] == "https://hooks.example/acme-corp/flows"
     assert redact("repo acme-corp/flows") == "repo acme-corp/flows"
     assert redact("Bearer tok-9f8e7d6c5b") == "Bearer ***"
+
+
+def test_check_says_a_local_flow_in_a_repository_is_never_registered_and_how_to_fix_it(tmp_path):
+    from .conftest import git
+
+    git("init", "-q", "-b", "main", cwd=tmp_path)
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "flows" / "etl.py").write_text(
+        "from gitflows import Flow, task\nfrom gitflows.storage import Local\n\n@task\ndef t():\n    return 1\n\n"
+        "with Flow('etl', storage=Local(path='flows/etl.py', stored_as_script=True)) as flow:\n    t()\n")
+    result = run_cli("check", "flows/etl.py", cwd=tmp_path)
+    assert result.returncode == 1
+    assert ("flows/etl.py:8: flow 'etl': Local storage keeps the flow on this machine, so pushing never registers "
+            "it; to register it from a push, use Git(flow_path='flows/etl.py', repo=...)") in result.stdout
