@@ -176,3 +176,32 @@ def test_check_says_a_local_flow_in_a_repository_is_never_registered_and_how_to_
     assert result.returncode == 1
     assert ("flows/etl.py:8: flow 'etl': Local storage keeps the flow on this machine, so pushing never registers "
             "it; to register it from a push, use Git(flow_path='flows/etl.py', repo=...)") in result.stdout
+
+
+@pytest.mark.parametrize("library, make", [
+    ("boto3", lambda: __import__("gitflows.storage", fromlist=["S3"]).S3(
+        bucket="flows", key="f.py", stored_as_script=True).get_flow()),
+    ("google.cloud", lambda: __import__("gitflows.storage", fromlist=["GCS"]).GCS(
+        bucket="flows", key="f.py", stored_as_script=True).get_flow()),
+    ("azure.storage.blob", lambda: __import__("gitflows.storage", fromlist=["Azure"]).Azure(
+        container="flows", blob_name="f.py", stored_as_script=True).get_flow()),
+    ("atlassian", lambda: __import__("gitflows.storage", fromlist=["Bitbucket"]).Bitbucket(
+        project="A", repo="r", host="http://127.0.0.1:9", path="f.py").get_flow()),
+    ("dulwich", lambda: __import__("gitflows.storage", fromlist=["Git"]).Git(
+        flow_path="f.py", repo="a/r", repo_host="http://127.0.0.1:9").get_flow()),
+    ("docker", lambda: __import__("gitflows.storage", fromlist=["Docker"]).Docker(image_name="x").build()),
+])
+def test_a_missing_extra_names_the_line_that_installs_it(library, make, monkeypatch):
+    import sys
+
+    from gitflows.errors import GitflowsError
+
+    for name in list(sys.modules):
+        if name == library or name.startswith(library + "."):
+            monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, library, None)  # as if the library were not installed
+    with pytest.raises(GitflowsError) as err:
+        make()
+    message = str(err.value)
+    assert "pip install -e '.[" in message and "in the gitflows checkout" in message, message
+    assert len(message.splitlines()) == 1

@@ -172,11 +172,13 @@ class Storage:
         location = self.own_location
         if location:
             return location
-        field = self.own_location_field or "a location"
+        field = self.own_location_field
+        where = f"no {field}" if field else "no location"
+        fix = f"set {field}=" if field else "pass the flow's location"
         if flow_name is not None:
             raise FlowNotFoundError(f"flow {flow_name!r} is not in this {self.type_name} storage: it holds no flows "
-                                    f"and has no {field} to load it from; add_flow(flow) first or set {field}=")
-        raise FlowNotFoundError(f"{self.type_name} storage holds no flows and has no {field}; "
+                                    f"and has {where} to load it from; add_flow(flow) first or {fix}")
+        raise FlowNotFoundError(f"{self.type_name} storage holds no flows and has {where}; "
                                 "add_flow(flow) first or pass the flow's name")
 
     def _missing(self, flow_name: str) -> str:
