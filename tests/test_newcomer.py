@@ -205,3 +205,30 @@ def test_a_missing_extra_names_the_line_that_installs_it(library, make, monkeypa
     message = str(err.value)
     assert "pip install -e '.[" in message and "in the gitflows checkout" in message, message
     assert len(message.splitlines()) == 1
+
+
+RUNS_AT_IMPORT = '''from gitflows import Flow, task
+
+@task
+def mark():
+    with open({marker!r}, "a") as fh:
+        fh.write("ran\\n")
+
+with Flow("etl") as flow:
+    mark()
+
+flow.run()
+'''
+
+
+def test_a_script_that_runs_its_flow_at_import_is_never_run_by_loading(tmp_path):
+    marker = tmp_path / "marker"
+    script = tmp_path / "etl.py"
+    script.write_text(RUNS_AT_IMPORT.format(marker=str(marker)))
+    listed = run_cli("flows", str(script))
+    assert listed.returncode == 0 and "etl" in listed.stdout
+    assert not marker.exists(), "listing the flows ran the flow"
+    assert "flow.run()" in listed.stderr  # said, not silently ignored
+    ran = run_cli("run", str(script))
+    assert ran.returncode == 0, ran.stderr
+    assert marker.read_text() == "ran\n"  # once, not twice
