@@ -513,6 +513,24 @@ def diff_command(base: str, head: str, fmt: str, static: bool) -> None:
     sys.exit(EXIT_PROBLEMS if report["changed"] else EXIT_OK)
 
 
+@cli.command()
+def doctor() -> None:
+    """Check this machine and repository: install, extras the flows here need, git, the registry, the
+    secrets the flows name, the hooks (and the Python they run with), the Docker daemon.
+
+    One line per check; exits 1 when something needs fixing, with the fix on its line. Nothing from the
+    repository is executed and no registry is created."""
+    from gitflows.doctor import run as run_doctor
+
+    findings = run_doctor(os.getcwd())
+    for finding in findings:
+        click.echo(str(finding))
+    problems = sum(1 for f in findings if f.level == "problem")
+    if problems:
+        click.echo(f"{problems} problem(s) to fix", err=True)
+        sys.exit(EXIT_PROBLEMS)
+
+
 @cli.group()
 def hooks() -> None:
     """Git hooks for users without the pre-commit framework."""

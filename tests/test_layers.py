@@ -23,7 +23,7 @@ LAYERS: list[tuple[int, str, tuple[str, ...]]] = [
     (4, "storage", ("gitflows.storage", "gitflows.utilities")),
     (5, "registry", ("gitflows.registry",)),
     (5, "review", ("gitflows.review",)),
-    (6, "register", ("gitflows.register", "gitflows.check")),
+    (6, "register", ("gitflows.register", "gitflows.check", "gitflows.doctor")),
     (7, "agent", ("gitflows.agent", "gitflows.child")),
     (8, "cli", ("gitflows.cli", "gitflows.__main__", "gitflows.hook_scripts")),
 ]

@@ -232,3 +232,38 @@ def test_a_script_that_runs_its_flow_at_import_is_never_run_by_loading(tmp_path)
     ran = run_cli("run", str(script))
     assert ran.returncode == 0, ran.stderr
     assert marker.read_text() == "ran\n"  # once, not twice
+
+
+def test_doctor_names_what_to_fix(tmp_path):
+    from .conftest import git
+
+    git("init", "-q", "-b", "main", cwd=tmp_path)
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "flows" / "etl.py").write_text(
+        "from gitflows import Flow, task\nfrom gitflows.storage import GitHub\n\n@task\ndef t():\n    return 1\n\n"
+        "with Flow('etl', storage=GitHub(repo='acme/flows', path='flows/etl.py', "
+        "access_token_secret='DOCTOR_TOKEN_XYZ')) as flow:\n    t()\n")
+    git("add", "-A", cwd=tmp_path)
+    installed = run_cli("hooks", "install", cwd=tmp_path)
+    assert installed.returncode == 0
+    hook = tmp_path / ".git" / "hooks" / "pre-push"
+    hook.write_text(hook.read_text().replace(__import__("sys").executable, "/gone/python"))
+    env = {"GITFLOWS_REGISTRY": str(tmp_path / "reg.db")}
+    result = run_cli("doctor", cwd=tmp_path, env=env)
+    assert result.returncode == 1, result.stdout + result.stderr
+    out = result.stdout
+    assert "PROBLEM secret DOCTOR_TOKEN_XYZ: named by flows/etl.py:8, not found" in out
+    assert "PROBLEM hook pre-push: runs /gone/python, which is gone; reinstall with gitflows hooks install --force" in out
+    assert "ok      hook pre-commit" in out and "ok      extra github: installed" in out
+    assert "note    registry: no registry at" in out and not (tmp_path / "reg.db").exists()
+    fixed = run_cli("doctor", cwd=tmp_path, env={**env, "DOCTOR_TOKEN_XYZ": "t0ken-value"})
+    assert "ok      secret DOCTOR_TOKEN_XYZ: resolvable" in fixed.stdout and "t0ken-value" not in fixed.stdout
+
+
+def test_shell_completion_as_documented():
+    script = run_cli(env={"_GITFLOWS_COMPLETE": "bash_source"})
+    assert script.returncode == 0 and "_gitflows_completion()" in script.stdout
+    words = run_cli(env={"_GITFLOWS_COMPLETE": "bash_complete", "COMP_WORDS": "gitflows reg", "COMP_CWORD": "1"})
+    assert "register" in words.stdout
+    assert '_GITFLOWS_COMPLETE=bash_source gitflows' in (__import__("pathlib").Path(__file__).parents[1]
+                                                         / "docs" / "cli.md").read_text()
