@@ -423,11 +423,27 @@ def _register_ranges(registry: Registry, root: str, ranges: list[tuple[str | Non
     from gitflows.register import register_range
 
     for old, new in ranges:
-        base, sha, outcomes = register_range(registry, root, old, new, paths or None, state)
+        show = _progress()
+        base, sha, outcomes = register_range(registry, root, old, new, paths or None, state, show)
+        if show is not None:
+            click.echo("\r" + " " * 101 + "\r", err=True, nl=False)  # the progress line goes away
         for o in outcomes:
             click.echo(f"{o.path}: {o.name}: {o.message}")
         if not outcomes:
             click.echo(f"no flow changed in {(base or 'the start')[:12]}..{sha[:12]}", err=True)
+
+
+def _progress() -> Any:
+    """A progress line on a terminal (rewritten in place, cleared at the end); nothing when stderr is not one
+    (hooks in CI, pipes): logs stay clean."""
+    if not sys.stderr.isatty():
+        return None
+
+    def show(done: int, total: int, what: str) -> None:
+        line = f"  [{done + 1}/{total}] {what}"
+        click.echo(f"\r{line[:100]:<100}", err=True, nl=False)
+
+    return show
 
 
 def _confirm_visible(registry: Registry, hook: bool) -> None:

@@ -14,7 +14,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -236,9 +236,10 @@ def _static_fingerprint(info_flow: Any, tasks: dict[str, str]) -> str:
 
 
 def register_commit(registry: Registry, root: str, sha: str, old: str | None = None,
-                    paths: Iterable[str] | None = None, state: str = "pending") -> list[Outcome]:
+                    paths: Iterable[str] | None = None, state: str = "pending",
+                    progress: Callable[[int, int, str], object] | None = None) -> list[Outcome]:
     """Register the flows at commit *sha* whose script or imported files changed since *old*
-    (or the scripts in *paths*)."""
+    (or the scripts in *paths*). *progress(done, total, script)* is told before each script."""
     snap = Snapshot(root, sha)
     scripts = flow_scripts(snap)
     if paths is not None:
@@ -252,10 +253,12 @@ def register_commit(registry: Registry, root: str, sha: str, old: str | None = N
     outcomes: list[Outcome] = []
     cache = Cache()
     with ScriptRunner() as runner:
-        for script in scripts:
+        for done, script in enumerate(scripts):
             closure = snap.closure(script)
             if changed is not None and not changed & {p for p, _ in closure}:
                 continue
+            if progress is not None:
+                progress(done, len(scripts), script)
             outcomes.extend(_register_script(registry, snap, script, closure, cache, runner, state))
     return outcomes
 
@@ -327,12 +330,13 @@ def _register_script(registry: Registry, snap: Snapshot, script: str, closure: l
 
 
 def register_range(registry: Registry, root: str, old: str | None, new: str, paths: Iterable[str] | None,
-                   state: str) -> tuple[str | None, str, list[Outcome]]:
+                   state: str, progress: Callable[[int, int, str], object] | None = None,
+                   ) -> tuple[str | None, str, list[Outcome]]:
     """Register, as *state*, the flows changed between refs *old* (None or all zeros: from the start) and
     *new* (or the scripts in *paths*), pinned at *new*. Returns (base commit, commit, outcomes)."""
     sha = git(root, "rev-parse", "--verify", f"{new}^{{commit}}").decode().strip()
     base = git(root, "rev-parse", "--verify", f"{old}^{{commit}}").decode().strip() if old and old != ZERO else None
-    return base, sha, register_commit(registry, root, sha, base, list(paths) if paths else None, state)
+    return base, sha, register_commit(registry, root, sha, base, list(paths) if paths else None, state, progress)
 
 
 @dataclass

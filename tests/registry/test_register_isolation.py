@@ -119,3 +119,35 @@ def test_a_bad_script_timeout_is_one_line(repo):
     assert result.returncode == 2
     assert result.stderr.strip() == ("error: GITFLOWS_SCRIPT_TIMEOUT='soon': expected a positive number of seconds, "
                                      "e.g. 120")
+
+
+def test_progress_on_a_terminal_and_quiet_otherwise(repo):
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO_ROOT
+
+    commit(repo, {f"flows/f{i}.py": flow_script(f"f{i}", f"flows/f{i}.py") for i in range(3)})
+    piped = run_cli("register", "--pushed", cwd=repo)
+    assert piped.returncode == 0 and "[1/3]" not in piped.stderr  # not a terminal: no progress noise
+    commit(repo, {f"flows/f{i}.py": flow_script(f"f{i}", f"flows/f{i}.py", prelude="X = 2") for i in range(3)})
+    leader, follower = pty.openpty()
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    proc = subprocess.run([sys.executable, "-m", "gitflows", "register", "--pushed"], cwd=repo, env=env,
+                          stdout=subprocess.PIPE, stderr=follower, timeout=120)
+    os.close(follower)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(leader)
+    assert proc.returncode == 0
+    assert b"[1/3] flows/f0.py" in seen and b"[3/3] flows/f2.py" in seen
+    assert b"registered: version 2" in proc.stdout
