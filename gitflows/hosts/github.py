@@ -28,8 +28,10 @@ from gitflows.errors import (
 )
 from gitflows.hosts import OneByOne
 from gitflows.hosts.listing import Folder, FolderListing
+from gitflows.redact import get_logger
 from gitflows.remote import HTTPFailure, RetryPolicy, call
 
+log = get_logger(__name__)
 DEFAULT_BASE_URL = "https://api.github.com"
 CONTENTS_LIMIT = 1000  # entries the contents API lists of one folder
 GRAPHQL_BATCH = 100  # paths per GraphQL request
@@ -50,13 +52,14 @@ class GitHubHost(OneByOne):
         self._policy = policy
         self._repo_obj: Any = None
         self._client: Any = None
+        self._graphql = True  # False once the server turned out to have no GraphQL API
 
     @property
     def probes(self) -> bool:
         """GitHub's GraphQL API reads many paths per request, but only with a token (it refuses anonymous
         callers): without one, folders are listed and files read over REST."""
         self._repository()
-        return self._has_token
+        return self._has_token and self._graphql
 
     def label(self) -> str:
         return f"GitHub {self.repo} ({self.base_url})"
@@ -161,8 +164,14 @@ class GitHubHost(OneByOne):
         if not items or not self.probes:
             return super().read_many(items)
         found: dict[str, bytes] = {}
-        for start in range(0, len(items), GRAPHQL_BATCH):
-            found.update(self._graphql_read(items[start:start + GRAPHQL_BATCH]))
+        try:
+            for start in range(0, len(items), GRAPHQL_BATCH):
+                found.update(self._graphql_read(items[start:start + GRAPHQL_BATCH]))
+        except RepoNotFoundError:
+            self.check_repo()  # the repository is there over REST: this server has no GraphQL (an old GHES)
+            log.info("%s: no GraphQL API here; reading over REST", self.label())
+            self._graphql = False
+            return super().read_many(items)
         return found
 
     def _graphql_read(self, items: list[tuple[str, str, str | None]]) -> dict[str, bytes]:

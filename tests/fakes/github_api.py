@@ -23,6 +23,7 @@ class FakeGitHub(FakeAPI):
                  base: str = "http://127.0.0.1:8765/api/v3", token: str | None = None) -> None:
         super().__init__(base=base, rsps=rsps)
         self.repo, self.full_name, self.token = repo, full_name, token
+        self.graphql = True  # False: a server without the GraphQL API (an old GitHub Enterprise)
         self.tampered: dict[str, bytes] = {}  # blob id -> other bytes, sent with their own id (a consistent lie)
         self.corrupted: dict[str, bytes] = {}  # blob id -> other bytes, sent under the real id (a broken proxy)
         r = "/repos/" + full_name
@@ -55,6 +56,8 @@ class FakeGitHub(FakeAPI):
 
         self.requests.append(("POST", "/graphql"))
         self.auth_headers.append(request.headers.get("Authorization"))
+        if not self.graphql:
+            return self.not_found("/graphql")
         for failure in self.failures:
             if failure.times > 0 and failure.pattern.search("/graphql"):
                 failure.times -= 1

@@ -131,3 +131,14 @@ def test_no_secret_configured_reads_anonymously(rsps, source):
     flow = GitHub(repo="acme/flows", path="flows/etl.py", ref="trunk", base_url=BASE).get_flow(flow_name="etl")
     assert flow.name == "etl"
     assert set(api.auth_headers) == {None}
+
+
+def test_a_server_without_graphql_is_read_over_rest(github, source):
+    """An old GitHub Enterprise answers 404 on /graphql: one REST look at the repository tells that apart
+    from a missing repository, and the load goes on over REST."""
+    github.graphql = False
+    flow = storage(ref=source.v1).get_flow(flow_name="etl")
+    assert flow.run().results["transform"] == "v1:0,10,20"
+    paths = [p for _, p in github.requests]
+    assert paths.count("/graphql") == 1 and "/repos/acme/flows" in paths
+    assert any("/contents/" in p for p in paths)
