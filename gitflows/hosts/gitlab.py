@@ -56,12 +56,13 @@ class GitLabHost(OneByOne):
         self._project: Any = None
         self._client: Any = None
         self._last_headers: dict[str, str] = {}
+        self._graphql = True  # False once the instance turned out to have no GraphQL API
 
     @property
     def probes(self) -> bool:
         """GitLab's GraphQL ``repository.blobs(paths:)`` reads many paths per request; it names projects by
         full path, so a project given by numeric id lists folders and reads over REST instead."""
-        return not self.repo.isdigit()
+        return not self.repo.isdigit() and self._graphql
 
     def label(self) -> str:
         return f"GitLab {self.repo} ({self.url})"
@@ -165,9 +166,14 @@ class GitLabHost(OneByOne):
         by_commit: dict[str, list[str]] = {}
         for path, sha, _ in items:
             by_commit.setdefault(sha, []).append(path)
-        for sha, paths in by_commit.items():
-            for start in range(0, len(paths), GRAPHQL_BATCH):
-                found.update(self._graphql_read(sha, paths[start:start + GRAPHQL_BATCH]))
+        try:
+            for sha, paths in by_commit.items():
+                for start in range(0, len(paths), GRAPHQL_BATCH):
+                    found.update(self._graphql_read(sha, paths[start:start + GRAPHQL_BATCH]))
+        except RepoNotFoundError:
+            self.check_repo()  # the project is there over REST: this instance has no GraphQL API
+            self._graphql = False
+            return super().read_many(items)
         return found
 
     def _graphql_read(self, sha: str, paths: list[str]) -> dict[str, bytes]:

@@ -20,6 +20,7 @@ class FakeGitLab(FakeAPI):
         super().__init__(base=base, rsps=rsps)
         self.repo, self.full_path, self.project_id, self.token, self.page_cap = repo, full_path, project_id, token, page_cap
         self.tampered: dict[str, bytes] = {}  # blob id -> what the "server" sends instead
+        self.graphql = True  # False: an instance without the GraphQL API
         ids = f"(?:{quote(full_path, safe='')}|{project_id})"
         p = "/api/v4/projects/" + ids
         self.route("GET", p, self.get_project)
@@ -42,6 +43,8 @@ class FakeGitLab(FakeAPI):
 
         self.requests.append(("POST", "/api/graphql"))
         self.auth_headers.append(request.headers.get("PRIVATE-TOKEN"))
+        if not self.graphql:
+            return json_reply(404, {"message": "404 Not Found"})
         for failure in self.failures:
             if failure.times > 0 and failure.pattern.search("/api/graphql"):
                 failure.times -= 1

@@ -306,3 +306,11 @@ def test_confirming_against_a_missing_repository_exits_1_with_the_cause(tmp_path
     assert result.returncode == 1, (result.stdout, result.stderr)
     assert "etl: version 1 cannot be confirmed" in result.stderr and "acme/nope" in result.stderr
     assert TOKEN not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("name", ["github", "gitlab"])
+def test_a_host_without_graphql_falls_back_to_rest(name, rsps, source, monkeypatch):
+    backend = make_backend(name, rsps, source, monkeypatch)
+    backend.fake.graphql = False
+    assert backend.make(ref=source.v1).get_flow(flow_name="etl").run().results["transform"] == "v1:0,10,20"
+    assert sum(1 for _, p in backend.fake.requests if p.endswith("/graphql")) == 1
