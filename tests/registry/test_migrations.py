@@ -23,27 +23,32 @@ from .conftest import _postgres_db
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
-def _load_pg_dump(url: str) -> None:
+def _load_pg_dump(url: str, schema: int) -> None:
     import psycopg
 
-    sql = (FIXTURES / "registry-schema1.pg.sql").read_text()
+    sql = (FIXTURES / f"registry-schema{schema}.pg.sql").read_text()
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(sql)  # psycopg runs a multi-statement script without parameters as one request
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+OLD_SCHEMAS = sorted(int(p.stem.removeprefix("registry-schema")) for p in FIXTURES.glob("registry-schema*.db"))
+
+
+@pytest.fixture(params=[(kind, schema) for schema in OLD_SCHEMAS for kind in ("sqlite", "postgresql")],
+                ids=lambda p: f"{p[0]}-schema{p[1]}")
 def schema1_url(request, tmp_path, monkeypatch):
-    """A registry written by gitflows before the schema was versioned, of each kind."""
-    if request.param == "sqlite":
+    """A registry written by an older gitflows (every schema kept as a fixture), of each kind."""
+    kind, schema = request.param
+    if kind == "sqlite":
         path = tmp_path / "registry.db"
-        shutil.copy(FIXTURES / "registry-schema1.db", path)
+        shutil.copy(FIXTURES / f"registry-schema{schema}.db", path)
         url = f"sqlite:///{path}"
         monkeypatch.setenv("GITFLOWS_REGISTRY", url)
         yield url
         return
     admin, name = _postgres_db()
     url = f"postgresql://postgres@127.0.0.1:5432/{name}"
-    _load_pg_dump(url)
+    _load_pg_dump(url, schema)
     monkeypatch.setenv("GITFLOWS_REGISTRY", url)
     yield url
     admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
@@ -77,7 +82,7 @@ def test_a_schema_1_registry_opens_with_everything_it_held(schema1_url):
         (3, "etl", 2, "running", "host:2"), (4, "etl", 2, "scheduled", None)]
     assert runs[1].parameters == {"day": "2026-12-01"} and "success  extract" in runs[1].logs
     assert runs[2].error == "task 'render' failed"
-    assert all(r.lease is None for r in runs.values())  # claimed before runs stored their lease
+    assert runs[3].lease in (None, 30.0)  # schema 1 stored no lease; schema 2 did
     assert [v for v, _ in schema_rows(schema1_url)] == list(range(1, CURRENT + 1))
     # new rows get new ids after the old ones (sequences carried over)
     assert reg.create_run("report").id == 5
@@ -89,7 +94,8 @@ def test_the_migrated_registry_works_for_the_cli_and_agents(schema1_url):
     assert "etl" in listing.stdout and "report" in listing.stdout
     runs = run_cli("runs", "--json")
     assert runs.returncode == 0, runs.stderr
-    # the run left "running" by an agent of the old release has no stored lease: the reaper's applies
+    # the run left "running" by an agent of the old release: its stored lease (30 s) or, before schema 2,
+    # the reaper's applies; written long ago, either has expired
     agent = Agent(schema1_url, lease=5, poll=0.05)
     assert (3, "scheduled") in open_registry(schema1_url).reap(agent.lease)
     reg = open_registry(schema1_url)
