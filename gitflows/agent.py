@@ -21,7 +21,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from gitflows.errors import FlowNotFoundError, GitflowsError
 from gitflows.redact import get_logger, redact
 from gitflows.register import remote_status
-from gitflows.registry import Registry, Run, open_registry
+from gitflows.registry import FlowVersion, Registry, Run, open_registry
 from gitflows.registry.schema import SchemaTooNewError
 from gitflows.registry.sql import UnreadableRowError, agent_name
 
@@ -48,6 +48,7 @@ class Agent:
         self._local = threading.local()
         self.done: list[tuple[int, str]] = []
         self._said_skip: set[int] = set()
+        self._scheduled_at = 0.0
 
     def registry(self) -> Registry:
         reg = getattr(self._local, "registry", None)
@@ -71,6 +72,7 @@ class Agent:
                 for run_id in [r for r, f in in_hand.items() if f.done()]:
                     in_hand.pop(run_id).result()
                 self._reap()
+                self._schedule()
                 free = self.concurrency - len(in_hand)
                 try:
                     claimed = self._claim(free) if free > 0 else []
@@ -108,6 +110,40 @@ class Agent:
             raise  # upgraded under this agent by a newer gitflows: stop, the message says what to do
         except GitflowsError as exc:
             log.warning("reaping failed: %s", exc)
+
+    def _schedule(self) -> None:
+        """Create the runs of scheduled flows whose slots are due (at most once a second). Every agent does
+        this; the registry's uniqueness rule on (flow, slot) lets exactly one create each slot's run."""
+        now = time.time()
+        if now - self._scheduled_at < 1.0:
+            return
+        self._scheduled_at = now
+        try:
+            registry = self.registry()
+            paused = registry.paused()
+            for version in registry.flows():
+                if version.unreadable or not version.schedule or version.state != "confirmed" or \
+                        version.name in paused:
+                    continue
+                self._schedule_flow(registry, version, now)
+        except SchemaTooNewError:
+            raise
+        except GitflowsError as exc:  # the registry away, a bad recorded schedule: runs in hand go on
+            log.warning("scheduling failed: %s", exc)
+
+    def _schedule_flow(self, registry: Registry, version: FlowVersion, now: float) -> None:
+        from datetime import datetime, timezone
+
+        from gitflows.schedules import Schedule
+
+        schedule = Schedule.from_dict(version.schedule or {})
+        since = max(version.registered_at, registry.last_slot_due(version.name) or 0.0)
+        for slot in schedule.due(datetime.fromtimestamp(now, timezone.utc),
+                                 datetime.fromtimestamp(since, timezone.utc)):
+            run = registry.create_slot_run(version, slot.key, slot.at.timestamp(), slot.parameters)
+            if run is not None:
+                self.say(f"run {run.id}: {version.name} v{version.version} scheduled for "
+                         f"{slot.at.isoformat(timespec='seconds')}")
 
     def _matches(self, run: Run) -> bool:
         """Whether this agent takes *run*: its labels fit, or its row is broken (any agent fails those)."""

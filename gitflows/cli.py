@@ -297,16 +297,32 @@ def _registry_flows(as_json: bool) -> None:
     except NoRegistryError as exc:  # nothing registered yet: an empty listing, and no database created
         click.echo("[]" if as_json else f"no flows registered ({exc})")
         return
+    paused = registry.paused()
     if as_json:
         click.echo(json.dumps([{"name": v.name, "version": v.version, "sha": v.sha, "path": v.path, "state": v.state,
-                                "labels": v.labels, "fingerprint": v.fingerprint, "unreadable": v.unreadable}
+                                "labels": v.labels, "fingerprint": v.fingerprint, "unreadable": v.unreadable,
+                                "paused": v.name in paused, "next_runs": _next_runs(v, 3)}
                                for v in versions], indent=2))
         return
     if not versions:
         click.echo(f"no flows registered in {registry.dialect.describe()}")
     for v in versions:
-        click.echo(f"{v.name}\tv{v.version}\t{(v.sha or '-')[:12]}\t{v.state}\t{v.path or '-'}"
+        upcoming = _next_runs(v, 1)
+        when = ("\tpaused" if v.name in paused else f"\tnext run {upcoming[0]}") if upcoming else ""
+        click.echo(f"{v.name}\tv{v.version}\t{(v.sha or '-')[:12]}\t{v.state}\t{v.path or '-'}{when}"
                    + (f"\tunreadable: {v.unreadable}" if v.unreadable else ""))
+
+
+def _next_runs(version: Any, n: int) -> list[str]:
+    """The next *n* due times of a scheduled version (ISO 8601, in the schedule's time zone)."""
+    if not version.schedule:
+        return []
+    from gitflows.schedules import Schedule
+
+    try:
+        return [s.at.isoformat(timespec="seconds") for s in Schedule.from_dict(version.schedule).next(n)]
+    except GitflowsError:
+        return []
 
 
 @cli.command()
@@ -527,6 +543,27 @@ def diff_command(base: str, head: str, fmt: str, static: bool) -> None:
     else:
         click.echo(review.format_text(report, color=sys.stdout.isatty()))
     sys.exit(EXIT_PROBLEMS if report["changed"] else EXIT_OK)
+
+
+@cli.command()
+@click.argument("name")
+def pause(name: str) -> None:
+    """Pause flow NAME's schedule: agents create no scheduled runs for it until it is resumed (runs already
+    scheduled, and runs asked for with gitflows run, still run)."""
+    from gitflows.registry import open_registry
+
+    open_registry(create=False).pause(name, True)
+    click.echo(f"{name}: schedule paused")
+
+
+@cli.command()
+@click.argument("name")
+def resume(name: str) -> None:
+    """Resume flow NAME's schedule. Slots missed while paused are not run unless its schedule catches up."""
+    from gitflows.registry import open_registry
+
+    open_registry(create=False).pause(name, False)
+    click.echo(f"{name}: schedule resumed")
 
 
 @cli.command()

@@ -442,8 +442,12 @@ class Flow:
             ({"name": p.name, "default": _jsonable(p.default), "required": p.required} for p in self.parameters()),
             key=lambda p: p["name"],
         )
-        return {"name": self.name, "tasks": sorted(tasks, key=lambda t: t["name"]), "edges": edges,
-                "parameters": parameters}
+        described: dict[str, Any] = {"name": self.name, "tasks": sorted(tasks, key=lambda t: t["name"]),
+                                     "edges": edges, "parameters": parameters}
+        to_dict = getattr(self.schedule, "to_dict", None)
+        if to_dict is not None:  # only scheduled flows carry it: unscheduled fingerprints stay as they were
+            described["schedule"] = to_dict()
+        return described
 
     def fingerprint(self) -> str:
         """A stable sha256 of :meth:`structure` (same flow, same value, in any process)."""

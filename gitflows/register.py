@@ -285,6 +285,7 @@ def _register_script(registry: Registry, snap: Snapshot, script: str, closure: l
     elif result.error:
         return [Outcome("?", script, None, False, f"not registered: {result.error}")]
     executed = {f["name"]: f["fingerprint"] for f in result.flows}
+    schedules = {f["name"]: f["structure"].get("schedule") for f in result.flows}
     outcomes = []
     for sf in info.flows:
         if sf.name is None:
@@ -321,7 +322,8 @@ def _register_script(registry: Registry, snap: Snapshot, script: str, closure: l
         data = storage.serialize()
         version = FlowVersion(name=sf.name, version=0, storage=data, repo=getattr(storage, "repo", None),
                               path=script, requested_ref=storage.requested_ref, sha=snap.sha, closure=closure,
-                              fingerprint=fingerprint, labels=storage.labels, state=state, registered_at=0.0)
+                              fingerprint=fingerprint, labels=storage.labels, state=state, registered_at=0.0,
+                              schedule=schedules.get(sf.name))
         current, created = registry.register(version)
         note = "registered" if created else "unchanged"
         outcomes.append(Outcome(sf.name, script, current.version, created,
@@ -410,7 +412,8 @@ def register_flow(flow: Any, labels: Iterable[str] | None = None, build: bool = 
         name=flow.name, version=0, storage=storage_data, repo=getattr(storage, "repo", None),
         path=storage.flows.get(flow.name), requested_ref=repo_storage.requested_ref if repo_storage is not None else None,
         sha=repo_storage.sha if repo_storage is not None else None, closure=closure, fingerprint=fingerprint,
-        labels=sorted(set(storage.labels) | set(labels or [])), state="confirmed", registered_at=0.0)
+        labels=sorted(set(storage.labels) | set(labels or [])), state="confirmed", registered_at=0.0,
+        schedule=flow.structure().get("schedule"))
     from gitflows.registry import open_registry
 
     current, created = open_registry(registry_url).register(version)

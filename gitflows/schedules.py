@@ -180,13 +180,13 @@ class Schedule:
     def from_dict(cls, data: dict[str, Any]) -> Schedule:
         clocks: list[Clock] = []
         for c in data.get("clocks", []):
-            common = {"start_date": _parse(c.get("start_date")), "end_date": _parse(c.get("end_date")),
-                      "parameter_defaults": dict(c.get("parameter_defaults") or {})}
+            start, end = _parse(c.get("start_date")), _parse(c.get("end_date"))
+            defaults = dict(c.get("parameter_defaults") or {})
             if c.get("type") == "IntervalClock":
-                clocks.append(IntervalClock(dt.timedelta(seconds=float(c["interval"])), **common))
+                clocks.append(IntervalClock(dt.timedelta(seconds=float(c["interval"])), start, end, defaults))
             elif c.get("type") == "CronClock":
-                clocks.append(CronClock(str(c["cron"]), timezone=c.get("timezone"), day_or=bool(c.get("day_or", True)),
-                                        **common))
+                clocks.append(CronClock(str(c["cron"]), start, end, defaults, timezone=c.get("timezone"),
+                                        day_or=bool(c.get("day_or", True))))
             else:
                 raise ConfigurationError(f"recorded schedule has an unknown clock {c.get('type')!r}")
         return cls(clocks, catch_up=bool(data.get("catch_up")),

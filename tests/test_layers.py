@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "gitflows"
 # (rank, family): a module may import any lower rank, and its own rank only within its own family
 LAYERS: list[tuple[int, str, tuple[str, ...]]] = [
     (0, "core", ("gitflows.version", "gitflows.errors", "gitflows.redact", "gitflows.secrets", "gitflows.context",
-                 "gitflows.naming", "gitflows.imports", "gitflows.inspection",
+                 "gitflows.naming", "gitflows.imports", "gitflows.inspection", "gitflows.schedules",
                  "gitflows.script", "gitflows.flow", "gitflows.envelope",
                  "gitflows.cache", "gitflows.localgit")),
     (1, "remote", ("gitflows.remote", "gitflows.aws")),

@@ -69,6 +69,15 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (2, "each run stores the lease it was claimed with (a reaper applies it, not its own)", [
         "ALTER TABLE runs ADD COLUMN lease DOUBLE PRECISION",
     ]),
+    (3, "schedules: a version records its schedule; a scheduled run its slot, once per flow; paused flows", [
+        "ALTER TABLE flow_versions ADD COLUMN schedule TEXT",
+        "ALTER TABLE runs ADD COLUMN slot TEXT",
+        "CREATE UNIQUE INDEX IF NOT EXISTS runs_slot ON runs (flow_name, slot) WHERE slot IS NOT NULL",
+        """CREATE TABLE IF NOT EXISTS paused_flows (
+            name TEXT PRIMARY KEY,
+            paused_at DOUBLE PRECISION NOT NULL
+        )""",
+    ]),
 ]
 
 CURRENT = MIGRATIONS[-1][0]

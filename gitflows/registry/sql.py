@@ -50,6 +50,7 @@ class FlowVersion:
     registered_at: float
     max_attempts: int = 2
     unreadable: str | None = None  # why the stored row could not be read (then storage etc. are empty)
+    schedule: dict[str, Any] | None = None  # Schedule.to_dict() of a scheduled flow
 
 
 @dataclass
@@ -72,6 +73,7 @@ class Run:
     extra: dict[str, Any] = field(default_factory=dict)
     unreadable: str | None = None  # why the stored row could not be read (then parameters are empty)
     lease: float | None = None  # seconds without a heartbeat after which the run is reaped (set by claim)
+    slot: str | None = None  # the schedule slot a scheduled run was created for (unique per flow)
 
 
 class UnreadableRowError(GitflowsError):
@@ -295,10 +297,12 @@ class Registry:
                 version.version = (latest.version + 1) if latest else 1
                 version.registered_at = time.time()
                 self._exec("INSERT INTO flow_versions (name, version, storage, repo, path, requested_ref, sha, closure, "
-                           "fingerprint, labels, state, max_attempts, registered_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                           "fingerprint, labels, state, max_attempts, registered_at, schedule) "
+                           "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                            (version.name, version.version, json.dumps(version.storage), version.repo, version.path,
                             version.requested_ref, version.sha, json.dumps(version.closure), version.fingerprint,
-                            json.dumps(version.labels), version.state, version.max_attempts, version.registered_at))
+                            json.dumps(version.labels), version.state, version.max_attempts, version.registered_at,
+                            json.dumps(version.schedule) if version.schedule is not None else None))
                 return version, True
 
         return self._reconnecting(self._retry, attempt)
@@ -313,16 +317,17 @@ class Registry:
             labels = _json_column("labels", row[9], list)
             if not all(isinstance(x, str) for x in labels):
                 raise UnreadableRowError("stored labels are not a list of strings")
+            schedule = _json_column("schedule", row[13], dict) if row[13] is not None else None
         except UnreadableRowError as exc:
             return FlowVersion(name=row[0], version=row[1], storage={}, repo=row[3], path=row[4], requested_ref=row[5],
                                sha=row[6], closure=[], fingerprint=row[8], labels=[], state=row[10],
                                max_attempts=row[11], registered_at=row[12], unreadable=str(exc))
         return FlowVersion(name=row[0], version=row[1], storage=storage, repo=row[3], path=row[4],
                            requested_ref=row[5], sha=row[6], closure=closure, fingerprint=row[8], labels=labels,
-                           state=row[10], max_attempts=row[11], registered_at=row[12])
+                           state=row[10], max_attempts=row[11], registered_at=row[12], schedule=schedule)
 
     _VCOLS = ("name, version, storage, repo, path, requested_ref, sha, closure, fingerprint, labels, state, "
-              "max_attempts, registered_at")
+              "max_attempts, registered_at, schedule")
 
     def latest(self, name: str) -> FlowVersion | None:
         row = self._exec(f"SELECT {self._VCOLS} FROM flow_versions WHERE name = ? ORDER BY version DESC LIMIT 1",
@@ -373,7 +378,7 @@ class Registry:
 
     # -- runs -------------------------------------------------------------------------
     _RCOLS = ("id, flow_name, version, parameters, state, attempts, max_attempts, agent, heartbeat, created_at, due_at, "
-              "started_at, finished_at, error, logs, lease")
+              "started_at, finished_at, error, logs, lease, slot")
 
     def _run(self, row: Sequence[Any]) -> Run:
         try:
@@ -383,7 +388,7 @@ class Registry:
         return Run(id=row[0], flow_name=row[1], version=row[2], parameters=parameters, state=row[4],
                    attempts=row[5], max_attempts=row[6], agent=row[7], heartbeat=row[8], created_at=row[9],
                    due_at=row[10], started_at=row[11], finished_at=row[12], error=row[13], logs=row[14],
-                   lease=row[15], unreadable=unreadable)
+                   lease=row[15], slot=row[16], unreadable=unreadable)
 
     def create_run(self, name: str, version: int | None = None, parameters: dict[str, Any] | None = None) -> Run:
         v = self.get_version(name, version)
@@ -393,6 +398,35 @@ class Registry:
             f"VALUES (?,?,?,'scheduled',0,?,?,?) RETURNING {self._RCOLS}",
             (v.name, v.version, json.dumps(parameters or {}), v.max_attempts, now, now)).fetchone())
         return self._run(row)
+
+    def create_slot_run(self, version: FlowVersion, slot: str, due_at: float,
+                        parameters: dict[str, Any] | None = None) -> Run | None:
+        """The run of schedule *slot* of *version*'s flow, created by exactly one caller: the others (another
+        agent got there first) get None. A slot is the flow's, whatever version is current."""
+        now = time.time()
+        row = self._retry(lambda: self._exec(
+            f"INSERT INTO runs (flow_name, version, parameters, state, attempts, max_attempts, created_at, due_at, slot) "
+            f"VALUES (?,?,?,'scheduled',0,?,?,?,?) ON CONFLICT DO NOTHING RETURNING {self._RCOLS}",
+            (version.name, version.version, json.dumps(parameters or {}), version.max_attempts, now, due_at,
+             slot)).fetchone())
+        return self._run(row) if row else None
+
+    def last_slot_due(self, name: str) -> float | None:
+        """When the latest scheduled run of flow *name* was due (None: none yet)."""
+        row = self._exec("SELECT MAX(due_at) FROM runs WHERE flow_name = ? AND slot IS NOT NULL", (name,)).fetchone()
+        return float(row[0]) if row and row[0] is not None else None
+
+    def pause(self, name: str, paused: bool = True) -> None:
+        """Pause (or resume) flow *name*'s schedule: a paused flow gets no scheduled runs."""
+        self.get_version(name)  # a clear error for an unknown flow
+        if paused:
+            self._retry(lambda: self._exec("INSERT INTO paused_flows (name, paused_at) VALUES (?, ?) "
+                                           "ON CONFLICT DO NOTHING", (name, time.time())))
+        else:
+            self._retry(lambda: self._exec("DELETE FROM paused_flows WHERE name = ?", (name,)))
+
+    def paused(self) -> set[str]:
+        return {r[0] for r in self._exec("SELECT name FROM paused_flows").fetchall()}
 
     def get_run(self, run_id: int) -> Run:
         row = self._exec(f"SELECT {self._RCOLS} FROM runs WHERE id = ?", (run_id,)).fetchone()

@@ -151,3 +151,15 @@ def test_progress_on_a_terminal_and_quiet_otherwise(repo):
     assert proc.returncode == 0
     assert b"[1/3] flows/f0.py" in seen and b"[3/3] flows/f2.py" in seen
     assert b"registered: version 2" in proc.stdout
+
+
+def test_a_pushed_flow_records_its_schedule(repo):
+    scheduled = flow_script("etl", "flows/etl.py").replace(
+        'with Flow("etl", storage=', 'from datetime import timedelta\nfrom gitflows.schedules import IntervalSchedule\n\n'
+        'with Flow("etl", schedule=IntervalSchedule(timedelta(minutes=5)), storage=')
+    commit(repo, {"flows/etl.py": scheduled})
+    result = run_cli("register", "--pushed", cwd=repo)
+    assert "flows/etl.py: etl: registered: version 1" in result.stdout, result.stdout + result.stderr
+    version = open_registry(open_url()).get_version("etl")
+    assert version.schedule["clocks"][0] == {"type": "IntervalClock", "interval": 300.0, "start_date": None,
+                                             "end_date": None, "parameter_defaults": {}}
