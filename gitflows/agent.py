@@ -269,10 +269,13 @@ class Agent:
             return None
 
     def _child(self, run: Run, storage: dict[str, object]) -> tuple[str, str | None, str, bool]:
-        from gitflows.storage.runner import ChildProcessRunner
+        """Run the flow through its storage's env runner (a child process; a container for Docker): the agent
+        does not special-case storages."""
+        from gitflows.storage import from_dict
 
         _learn_secrets(storage)
-        runner = ChildProcessRunner(storage, flow_name=run.flow_name, parameters=run.parameters, max_log=MAX_LOG)
+        runner = from_dict(dict(storage)).get_env_runner(run.flow_name, parameters=run.parameters)
+        runner.max_log = MAX_LOG
         outcome = runner.run(timeout=self.timeout, tick=lambda: self._heartbeat(run),
                              tick_every=self.heartbeat_every, keepalive=0.9 * self.lease)
         return outcome.state, outcome.error, outcome.logs, outcome.lost

@@ -49,10 +49,13 @@ class DockerRunner:
         return str(storage.name)
 
     def run(self, env: Mapping[str, str] | None = None, *, timeout: float | None = None,
-            tick: Callable[[], object] | None = None, tick_every: float = 5.0,
-            echo: Callable[[str], object] | None = None) -> RunResult:
+            tick: Callable[[], bool | None] | None = None, tick_every: float = 5.0,
+            keepalive: float | None = None, echo: Callable[[str], object] | None = None) -> RunResult:
         """Run the flow in a container with *env* as its environment. *tick* is called every *tick_every*
-        seconds while it runs; *echo* receives the output lines when the container ends."""
+        seconds while it runs; when it returns False (the run is no longer this agent's) the container is
+        killed at once. *keepalive* is accepted for the agent's sake: a container is not a child process of
+        the agent, so it does not end itself when the agent stalls (docs/docker.md). *echo* receives the
+        output lines when the container ends."""
         bad = [k for k, v in (env or {}).items() if not isinstance(k, str) or not isinstance(v, str)]
         if bad:
             raise WrongTypeError(f"run(env): environment variables are str -> str; bad entries: {bad!r}")
@@ -71,12 +74,15 @@ class DockerRunner:
             client.start(container)
             deadline = None if timeout is None else time.monotonic() + timeout
             status: dict[str, Any] | None = None
+            lost = False
             while status is None:
                 if deadline is not None and time.monotonic() > deadline:
                     _kill(client, container)
                     break
-                if tick is not None:
-                    tick()
+                if tick is not None and tick() is False:
+                    _kill(client, container)
+                    lost = True
+                    break
                 wait = tick_every if deadline is None else max(0.01, min(tick_every, deadline - time.monotonic()))
                 try:
                     status = client.wait(container, timeout=wait)
@@ -87,6 +93,9 @@ class DockerRunner:
             if echo is not None:
                 for line in logs.splitlines():
                     echo(line)
+            if lost:
+                return RunResult("failed", "stopped: the run is no longer this agent's (its lease was taken over)",
+                                 logs, lost=True)
             if status is None:
                 return RunResult("failed", f"timed out after {timeout:g}s; container of {image} killed", logs)
             code = int(status.get("StatusCode", -1))

@@ -239,13 +239,14 @@ class Storage:
                     raise ConfigurationError(f"flow {name!r} cannot be pickled for {self.type_name} storage: "
                                              f"{type(exc).__name__}: {exc}") from None
 
-    def get_env_runner(self, flow_location: str) -> Any:
-        """A runner for the flow at *flow_location* (Prefect's 2020 API): ``runner.run(env)`` runs it in a
-        child process with the environment variables *env* added, and returns a ``RunResult``."""
+    def get_env_runner(self, flow_location: str, parameters: dict[str, Any] | None = None) -> Any:
+        """A runner for the flow at *flow_location* (a location, or a flow's name; Prefect's 2020 API):
+        ``runner.run(env)`` runs it in a child process with the environment variables *env* added, with
+        *parameters*, and returns a ``RunResult``. Agents run every flow this way."""
         from gitflows.storage.runner import ChildProcessRunner
 
         name, location = self._locate(flow_location)
-        return ChildProcessRunner(self, location, name)
+        return ChildProcessRunner(self, location, name, parameters)
 
     def build(self) -> Storage:
         """Make the stored form real (upload, pin). Returns the storage itself."""

@@ -379,13 +379,13 @@ class Docker(Storage):
                 "build(push=True) with a registry_url")
         return self._from_bytes(data, name, location)
 
-    def get_env_runner(self, flow_location: str) -> Any:
+    def get_env_runner(self, flow_location: str, parameters: dict[str, Any] | None = None) -> Any:
         """A runner for the flow at *flow_location*: ``runner.run(env)`` runs it in a container of this image
         (pulled by digest once pushed) with the environment variables *env*, and returns a ``RunResult``."""
         from gitflows.docker.runner import DockerRunner
 
         name, location = self._locate(flow_location)
-        return DockerRunner(self, location, name)
+        return DockerRunner(self, location, name, parameters)
 
     def serialize(self) -> dict[str, Any]:
         data = super().serialize()

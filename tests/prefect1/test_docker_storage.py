@@ -796,3 +796,23 @@ def test_stored_as_script_without_the_file_fails_the_healthcheck_naming_it(regis
     storage.add_flow(Flow("f"))
     with pytest.raises(ValueError, match="flow 'f': /srv/flow.py is not in the image"):
         storage.build(daemonless=True)
+
+
+def test_the_agent_runs_a_docker_flow_in_its_image(built, tmp_path):
+    """Issue 15: the agent runs every flow through its storage's env runner; a Docker-stored flow runs in a
+    container of its pushed image (it reads /test_dir, which only the image has), and the container goes."""
+    from gitflows.agent import Agent
+    from gitflows.registry import FlowVersion, open_registry
+
+    url = str(tmp_path / "registry.db")
+    reg = open_registry(url)
+    reg.register(FlowVersion(name="reporter", version=0, storage=built.storage.serialize(), repo=None, path=None,
+                             requested_ref=None, sha=None, closure=[], fingerprint="fp", labels=[], state="confirmed",
+                             registered_at=0.0))
+    run = reg.create_run("reporter")
+    done = dict(Agent(url, poll=0.05, timeout=300).run(once=True))
+    finished = reg.get_run(run.id)
+    assert done[run.id] == "success", (finished.error, finished.logs)
+    assert "test_dir: ['test.txt']" in finished.logs  # read inside the image
+    runner = built.storage.get_env_runner("reporter")
+    assert built.client.containers(all=True, filters={"ancestor": runner.image}) == []
