@@ -194,9 +194,14 @@ class Schedule:
                    max_catch_up=int(data.get("max_catch_up", 100)))
 
 
-def IntervalSchedule(interval: dt.timedelta, start_date: dt.datetime | None = None,  # noqa: N802 - Prefect's name
-                     end_date: dt.datetime | None = None) -> Schedule:
-    """Prefect 1's ``IntervalSchedule(start_date, interval)``: one interval clock."""
+def IntervalSchedule(start_date: dt.datetime | dt.timedelta | None = None,  # noqa: N802 - Prefect's name
+                     interval: dt.timedelta | None = None, end_date: dt.datetime | None = None) -> Schedule:
+    """Prefect 1's ``IntervalSchedule(start_date=None, interval=None, end_date=None)``: one interval clock.
+    ``IntervalSchedule(timedelta(hours=1))`` (the interval first) is understood too."""
+    if isinstance(start_date, dt.timedelta):
+        start_date, interval = None, start_date if interval is None else interval
+    if interval is None:
+        raise ConfigurationError("IntervalSchedule needs interval=timedelta(...)")
     return Schedule([IntervalClock(interval, start_date, end_date)])
 
 

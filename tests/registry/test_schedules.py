@@ -186,3 +186,12 @@ def test_registering_a_flow_records_its_schedule(tmp_path, monkeypatch):
         t()
     assert flow.register() == "ticker:v1"  # Prefect 1's call
     assert open_registry(url).get_version("ticker").schedule["clocks"][0]["interval"] == 600.0
+
+
+def test_prefect_1_schedule_calls_work_unchanged():
+    start = dt.datetime(2026, 12, 1, tzinfo=UTC)
+    prefect = IntervalSchedule(start_date=start, interval=dt.timedelta(minutes=5))
+    positional = IntervalSchedule(start, dt.timedelta(minutes=5))
+    assert prefect.to_dict() == positional.to_dict()
+    assert prefect.next(1, after=start)[0].at == start + dt.timedelta(minutes=5)
+    assert CronSchedule("0 9 * * *", start_date=start).clocks[0].start_date == start
