@@ -137,6 +137,11 @@ class Schedule:
     (up to ``max_catch_up``); otherwise slots later than ``max_lateness`` are skipped."""
 
     clocks: list[Clock]
+    # Prefect 1's next arguments, in its order, so its calls keep working; gitflows has no filters
+    filters: list[Any] | None = None
+    or_filters: list[Any] | None = None
+    not_filters: list[Any] | None = None
+    adjustments: list[Any] | None = None
     catch_up: bool = False
     max_lateness: dt.timedelta = dt.timedelta(minutes=1)
     max_catch_up: int = 100
@@ -144,6 +149,10 @@ class Schedule:
     def __post_init__(self) -> None:
         if not self.clocks or not all(isinstance(c, (IntervalClock, CronClock)) for c in self.clocks):
             raise ConfigurationError("Schedule needs clocks: IntervalClock(...) or CronClock(...)")
+        given = [n for n in ("filters", "or_filters", "not_filters", "adjustments") if getattr(self, n)]
+        if given:
+            raise ConfigurationError(f"Schedule: {', '.join(given)} are not supported by gitflows; express the "
+                                     "times with clocks (a CronClock's expression can skip days and hours)")
 
     def slots(self, after: dt.datetime, until: dt.datetime, limit: int = 1000) -> list[Slot]:
         """Every slot in (*after*, *until*], in time order, at most *limit*."""

@@ -195,3 +195,9 @@ def test_prefect_1_schedule_calls_work_unchanged():
     assert prefect.to_dict() == positional.to_dict()
     assert prefect.next(1, after=start)[0].at == start + dt.timedelta(minutes=5)
     assert CronSchedule("0 9 * * *", start_date=start).clocks[0].start_date == start
+
+
+def test_prefect_filters_are_refused_in_one_line_not_ignored():
+    with pytest.raises(ConfigurationError, match="filters are not supported by gitflows"):
+        Schedule([IntervalClock(dt.timedelta(hours=1))], filters=[lambda d: d.weekday() < 5])
+    assert Schedule(clocks=[IntervalClock(dt.timedelta(hours=1))], filters=[]).clocks  # empty is fine
