@@ -73,18 +73,25 @@ def bench(url: str, label: str, flows: int, runs: int, rows: list[tuple[str, str
     assert not any(o.created for o in outcomes)
     rows.append((label, f"register {flows} flows, nothing changed", f"{warm:.2f} s"))
     env = {**os.environ, "GITFLOWS_REGISTRY": url, "PYTHONPATH": str(ROOT)}
-    for agents in (1, 4, 8):
+    cases = [(1, 1, False), (4, 1, False), (8, 1, False), (1, 1, True), (1, 4, True), (4, 1, True), (4, 2, True)]
+    for agents, concurrency, warm in cases:
         for i in range(runs):
             registry.create_run(f"flow-{i % flows}", parameters={"n": 2})
+        options = ["--concurrency", str(concurrency)] + (["--warm"] if warm else [])
         start = time.perf_counter()
-        procs = [subprocess.Popen([sys.executable, "-m", "gitflows", "agent", "--once", "--poll", "0.05"], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(agents)]
+        procs = [subprocess.Popen([sys.executable, "-m", "gitflows", "agent", "--once", "--poll", "0.05", *options],
+                                  env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(agents)]
         for p in procs:
             p.wait()
         took = time.perf_counter() - start
-        done = [r for r in registry.runs(limit=runs) if r.state == "success"]
+        batch = registry.runs(limit=runs)
+        done = [r for r in batch if r.state == "success"]
         assert len(done) == runs, f"{len(done)} of {runs} succeeded"
-        rows.append((label, f"{runs} runs, {agents} agent(s)", f"{took:.2f} s ({runs / took:.1f} runs/s)"))
+        waits = sorted((r.started_at or r.due_at) - r.due_at for r in done)
+        p50, p99 = waits[len(waits) // 2], waits[min(len(waits) - 1, int(len(waits) * 0.99))]
+        what = f"{runs} runs, {agents} agent(s) x{concurrency}" + (" --warm" if warm else "")
+        rows.append((label, what, f"{took:.2f} s ({runs / took:.1f} runs/s; scheduled->running p50 {p50:.2f} s, "
+                                  f"p99 {p99:.2f} s, agent start-up included)"))
     registry.close()
 
 
@@ -106,9 +113,9 @@ def main() -> None:
             bench(f"postgresql://postgres@127.0.0.1:5432/{name}", "PostgreSQL", args.flows, args.runs, rows)
         finally:
             admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    print(f"{'registry':<11} {'what':<36} result")
+    print(f"{'registry':<11} {'what':<40} result")
     for label, what, result in rows:
-        print(f"{label:<11} {what:<36} {result}")
+        print(f"{label:<11} {what:<40} {result}")
 
 
 if __name__ == "__main__":

@@ -32,7 +32,8 @@ MAX_LOG = 64 * 1024
 class Agent:
     def __init__(self, registry_url: str | None = None, labels: list[str] | None = None, concurrency: int = 1,
                  lease: float = 30.0, heartbeat: float | None = None, timeout: float = 3600.0, poll: float = 1.0,
-                 confirm_grace: float = 600.0, name: str | None = None, echo: bool = False) -> None:
+                 confirm_grace: float = 600.0, name: str | None = None, echo: bool = False,
+                 warm: bool = False) -> None:
         self.url = registry_url
         self.labels = set(labels or [])
         self.concurrency = max(1, concurrency)
@@ -44,6 +45,7 @@ class Agent:
         self.confirm_grace = confirm_grace
         self.name = name or agent_name()
         self.echo = echo
+        self.warm = warm  # fork each run's child from a warm worker (storage.runner: imports done once)
         self.stopping = threading.Event()
         self._local = threading.local()
         self.done: list[tuple[int, str]] = []
@@ -276,6 +278,8 @@ class Agent:
         _learn_secrets(storage)
         runner = from_dict(dict(storage)).get_env_runner(run.flow_name, parameters=run.parameters)
         runner.max_log = MAX_LOG
+        if hasattr(runner, "warm"):  # a child-process runner (not a container): start it warm if asked
+            runner.warm = self.warm
         outcome = runner.run(timeout=self.timeout, tick=lambda: self._heartbeat(run),
                              tick_every=self.heartbeat_every, keepalive=0.9 * self.lease)
         return outcome.state, outcome.error, outcome.logs, outcome.lost

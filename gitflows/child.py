@@ -64,11 +64,13 @@ def _watch_agent(fd: int | None, keepalive: float | None) -> None:
                      name="gitflows-watch-agent").start()
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str], watch_fd: int | None = None) -> int:
+    """Run the spec's flow; *watch_fd* overrides the spec's (a warm worker's child holds the pipe under
+    another number than the agent's)."""
     spec_path, result_path = argv[1], argv[2]
     with open(spec_path, encoding="utf-8") as fh:
         spec = json.load(fh)
-    _watch_agent(spec.get("watch_fd"), spec.get("keepalive"))
+    _watch_agent(watch_fd if watch_fd is not None else spec.get("watch_fd"), spec.get("keepalive"))
     result: dict[str, object] = {"state": "failed", "error": None, "tasks": {}}
     code = 2
     from gitflows.redact import redact, redacted_output

@@ -497,7 +497,11 @@ def _confirm_visible(registry: Registry, hook: bool) -> None:
               help="Seconds without a heartbeat after which a run is taken back from its agent.")
 @click.option("--timeout", type=float, default=3600, show_default=True, help="Seconds a run may take.")
 @click.option("--poll", type=float, default=1.0, show_default=True, help="Seconds between looks for due runs.")
-def agent(labels: tuple[str, ...], concurrency: int, once: bool, lease: float, timeout: float, poll: float) -> None:
+@click.option("--warm", is_flag=True, help="Fork each run's process from a warm worker that imported gitflows once "
+                                           "(a trivial run starts in ~20 ms instead of ~100 ms); still one process "
+                                           "per run, with its own modules.")
+def agent(labels: tuple[str, ...], concurrency: int, once: bool, lease: float, timeout: float, poll: float,
+          warm: bool) -> None:
     """Claim due runs from the registry and run each flow at its pinned commit, in a child process.
 
     Each flow is loaded through its storage (cache first), every file checked against the registered
@@ -506,7 +510,7 @@ def agent(labels: tuple[str, ...], concurrency: int, once: bool, lease: float, t
     from gitflows.agent import Agent
 
     done = Agent(labels=list(labels), concurrency=concurrency, lease=lease, timeout=timeout, poll=poll,
-                 echo=True).run(once=once)
+                 echo=True, warm=warm).run(once=once)
     failed = [r for r, state in done if state != "success"]
     if once and failed:
         sys.exit(EXIT_PROBLEMS)

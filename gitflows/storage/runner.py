@@ -85,6 +85,7 @@ class ChildProcessRunner:
         self.flow_name = flow_name
         self.parameters = dict(parameters or {})
         self.max_log = max_log
+        self.warm = False  # True: fork each run from a warm worker (see _WarmChild)
 
     def __repr__(self) -> str:
         return (f"ChildProcessRunner({self.storage_data.get('type')}, location={self.flow_location!r}, "
@@ -114,9 +115,7 @@ class ChildProcessRunner:
             child_env = dict(os.environ)
             child_env.update(env or {})
             try:
-                proc = subprocess.Popen([sys.executable, "-m", "gitflows.child", spec, result],
-                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                        env=child_env, start_new_session=True, pass_fds=(watch_read,))
+                proc = self._start(spec, result, child_env, watch_read)
             except BaseException:
                 os.close(watch_write)
                 raise
@@ -164,14 +163,123 @@ class ChildProcessRunner:
             return RunResult(str(outcome.get("state")), redact(error) if error else None, logs, proc.returncode,
                              dict(outcome.get("tasks") or {}))
 
+    def _start(self, spec: str, result: str, env: dict[str, str], watch_read: int) -> Any:
+        """The child process running ``gitflows.child`` on *spec*: a fresh interpreter, or with ``warm``, a
+        fork of a warm worker (imports done once; still one process per run, its own modules)."""
+        if self.warm:
+            return _WarmChild(spec, result, env, watch_read)
+        return subprocess.Popen([sys.executable, "-m", "gitflows.child", spec, result], stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True,
+                                pass_fds=(watch_read,))
+
     @staticmethod
-    def _read(proc: subprocess.Popen[bytes], tail: _Tail, echo: Callable[[str], object] | None) -> None:
+    def _read(proc: Any, tail: _Tail, echo: Callable[[str], object] | None) -> None:
         assert proc.stdout is not None
         for raw in iter(proc.stdout.readline, b""):
             line = redact(raw.decode("utf-8", "replace"))
             tail.add(line)
             if echo is not None:
                 echo(line.rstrip("\n"))
+
+
+#: modules the warm worker imports once; every run forked from it starts with them loaded
+WARM_PRELOAD = ["gitflows", "gitflows.child", "gitflows.storage", "gitflows.loader", "gitflows.script",
+                "gitflows.context", "gitflows.cache", "gitflows.storage.local", "gitflows.storage.git",
+                "gitflows.storage.github", "gitflows.storage.gitlab", "gitflows.storage.s3"]
+_warm_context: Any = None
+_warm_lock = threading.Lock()
+
+
+def _warm() -> Any:
+    """The warm worker: multiprocessing's forkserver, a single-threaded process that imported gitflows once
+    and forks a child per run (forking the agent itself, which has threads, would not be safe)."""
+    global _warm_context
+    with _warm_lock:
+        if _warm_context is None:
+            import multiprocessing
+
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(WARM_PRELOAD)
+            _warm_context = context
+        return _warm_context
+
+
+def _warm_main(spec: str, result: str, env: dict[str, str], out: Any, watch: Any) -> None:
+    """A warm worker's child: a session of its own (its group is what gets killed), output to the agent's
+    pipe, the run's environment, then ``gitflows.child`` as a fresh interpreter would run it."""
+    import io
+
+    os.setsid()
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.dup2(out.fileno(), 1)
+    os.dup2(out.fileno(), 2)
+    sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), line_buffering=True)
+    sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), line_buffering=True)
+    os.environ.clear()
+    os.environ.update(env)
+    from gitflows import child
+
+    code = 2
+    try:
+        code = child.main(["gitflows.child", spec, result], watch_fd=watch.fileno())
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+class _no_main_to_prepare:  # noqa: N801 - used as a context manager
+    """multiprocessing re-imports the parent's ``__main__`` in each child ("prepare"): the agent's CLI, a
+    test runner, or ``<stdin>`` (which fails). A run needs none of it: hide it while a child is started."""
+
+    def __enter__(self) -> None:
+        import types
+
+        self.saved = sys.modules.get("__main__")
+        sys.modules["__main__"] = types.ModuleType("__main__")
+
+    def __exit__(self, *exc: object) -> None:
+        if self.saved is not None:
+            sys.modules["__main__"] = self.saved
+
+
+class _WarmChild:
+    """A run forked from the warm worker, with the part of ``subprocess.Popen`` the runner uses."""
+
+    def __init__(self, spec: str, result: str, env: dict[str, str], watch_read: int) -> None:
+        from multiprocessing.connection import Connection
+
+        context = _warm()
+        out_read, out_write = os.pipe()
+        out = Connection(out_write, readable=False)
+        watch = Connection(os.dup(watch_read), writable=False)
+        try:
+            self.proc = context.Process(target=_warm_main, args=(spec, result, env, out, watch), daemon=False)
+            with _warm_lock, _no_main_to_prepare():
+                self.proc.start()
+        except BaseException:
+            os.close(out_read)
+            raise
+        finally:
+            out.close()  # the child has its own copies now: end of file comes when it (and what it started) ends
+            watch.close()
+        self.pid = self.proc.pid
+        self.returncode: int | None = None
+        self.stdout = os.fdopen(out_read, "rb")
+
+    def poll(self) -> int | None:
+        if self.proc.exitcode is None:
+            return None
+        self.returncode = self.proc.exitcode
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        self.proc.join(timeout)
+        if self.proc.exitcode is None:
+            raise subprocess.TimeoutExpired("gitflows warm child", timeout or 0)
+        self.returncode = self.proc.exitcode
+        return self.returncode
 
 
 def _feed(fd: int) -> None:
@@ -183,7 +291,7 @@ def _feed(fd: int) -> None:
         pass
 
 
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+def _kill_group(proc: Any) -> None:
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):

@@ -210,3 +210,68 @@ def test_a_child_without_keepalive_from_its_agent_ends_itself(tmp_path, lease):
     assert took < lease + 3
     (child, helper), = pids(marker)
     assert wait_for(lambda: not alive(helper), seconds=2)
+
+
+COUNTER = textwrap.dedent('''
+    import os
+    from gitflows import Flow, Parameter, task
+    import counter_state
+
+    @task
+    def count(marker):
+        counter_state.hits += 1  # a module of the run's own: every run starts from 0
+        with open(marker, "a") as fh:
+            fh.write(f"{os.getpid()} {counter_state.hits} {os.environ.get('RUN_ENV')}\\n")
+
+    with Flow("counter") as flow:
+        count(Parameter("marker"))
+''')
+
+
+def test_warm_runs_are_separate_processes_with_their_own_modules(tmp_path):
+    from gitflows.storage import Local
+    from gitflows.storage.runner import ChildProcessRunner
+
+    (tmp_path / "counter_state.py").write_text("hits = 0\n")
+    script = tmp_path / "counter.py"
+    script.write_text(COUNTER)
+    marker = tmp_path / "marker"
+    runner = ChildProcessRunner(Local(stored_as_script=True, path=str(script)), flow_name="counter",
+                                parameters={"marker": str(marker)})
+    runner.warm = True
+    for _ in range(3):
+        result = runner.run({"RUN_ENV": "warm"}, timeout=60)
+        assert result.state == "success", (result.error, result.logs)
+    rows = [line.split() for line in marker.read_text().splitlines()]
+    assert [r[1:] for r in rows] == [["1", "warm"]] * 3  # fresh modules, the run's environment
+    assert len({r[0] for r in rows}) == 3  # one process per run
+
+
+def test_a_warm_agent_that_loses_its_run_kills_the_flow_and_its_subprocesses(registry_url, tmp_path):
+    reg = register_script(registry_url, tmp_path, "worker", WORKER)
+    marker = tmp_path / "marker"
+    run = reg.create_run("worker", parameters={"marker": str(marker), "seconds": 30})
+    agent = Agent(registry_url, lease=30, heartbeat=0.2, poll=0.05, warm=True)
+    thread = threading.Thread(target=lambda: agent.run(once=True), daemon=True)
+    thread.start()
+    started = wait_for(lambda: pids(marker))
+    assert started, "the flow never started"
+    child, helper = started[0]
+    reg._exec("UPDATE runs SET agent = 'other-agent' WHERE id = ?", (run.id,))
+    assert wait_for(lambda: not alive(child) and not alive(helper), seconds=5), "the lost run's processes live on"
+    thread.join(10)
+
+
+def test_a_killed_warm_agents_flows_die_with_it(registry_url, tmp_path):
+    reg = register_script(registry_url, tmp_path, "worker", WORKER)
+    marker = tmp_path / "marker"
+    reg.create_run("worker", parameters={"marker": str(marker), "seconds": 30})
+    agent = agent_process(registry_url, "--lease", "30", "--warm")
+    try:
+        started = wait_for(lambda: pids(marker), seconds=30)
+        assert started, stop(agent)
+        child, helper = started[0]
+        os.kill(agent.pid, signal.SIGKILL)
+        assert wait_for(lambda: not alive(child) and not alive(helper), seconds=5), "the flow outlived its agent"
+    finally:
+        stop(agent)
