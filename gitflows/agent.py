@@ -280,6 +280,8 @@ class Agent:
         runner.max_log = MAX_LOG
         if hasattr(runner, "warm"):  # a child-process runner (not a container): start it warm if asked
             runner.warm = self.warm
+        if hasattr(runner, "labels"):  # a container: say which run and which agent it belongs to
+            runner.labels.update({"io.gitflows.run": str(run.id), "io.gitflows.agent": self.name})
         outcome = runner.run(timeout=self.timeout, tick=lambda: self._heartbeat(run),
                              tick_every=self.heartbeat_every, keepalive=0.9 * self.lease)
         return outcome.state, outcome.error, outcome.logs, outcome.lost

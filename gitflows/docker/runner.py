@@ -20,6 +20,7 @@ from gitflows.errors import WrongTypeError
 from gitflows.redact import redact
 from gitflows.storage.runner import MAX_LOG, RunResult
 
+LABEL = "io.gitflows.run-container"  # on every container a runner starts
 SPEC = "/tmp/gitflows-spec.json"
 RESULT = "/tmp/gitflows-result.json"
 
@@ -36,6 +37,8 @@ class DockerRunner:
         self.parameters = dict(parameters or {})
         self.max_log = max_log
         self.network_mode = network_mode
+        #: labels on the container (an agent names the run: io.gitflows.run, io.gitflows.flow)
+        self.labels: dict[str, str] = {"io.gitflows.flow": str(flow_name or flow_location or "")}
 
     def __repr__(self) -> str:
         return f"DockerRunner({self.image}, location={self.flow_location!r}, flow={self.flow_name!r})"
@@ -67,8 +70,10 @@ class DockerRunner:
         spec = json.dumps({"storage": storage.serialize(), "flow_name": self.flow_name,
                            "flow_location": self.flow_location, "parameters": self.parameters}).encode()
         host_config = client.create_host_config(network_mode=self.network_mode) if self.network_mode else None
+        _remove_leftovers(client)
         container = client.create_container(image, command=["python", "-m", "gitflows.child", SPEC, RESULT],
-                                            environment=dict(env or {}), host_config=host_config)
+                                            environment=dict(env or {}), host_config=host_config,
+                                            labels={LABEL: "1", **self.labels})
         try:
             client.put_archive(container, "/tmp", _tar_of("gitflows-spec.json", spec))
             client.start(container)
@@ -107,6 +112,18 @@ class DockerRunner:
         error = outcome.get("error")
         return RunResult(str(outcome.get("state")), redact(error) if error else None, logs, code,
                          dict(outcome.get("tasks") or {}))
+
+
+def _remove_leftovers(client: Any) -> None:
+    """Remove the exited run containers a killed agent could not remove: none is left behind for long,
+    whatever happened to the agent that started it (a running one is left alone: it is someone's run)."""
+    import docker.errors
+
+    for leftover in client.containers(all=True, filters={"label": LABEL, "status": "exited"}):
+        try:
+            client.remove_container(leftover["Id"])
+        except docker.errors.APIError:  # removed meanwhile by its own runner
+            pass
 
 
 def _kill(client: Any, container: Any) -> None:

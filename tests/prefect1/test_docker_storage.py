@@ -804,6 +804,12 @@ def test_the_agent_runs_a_docker_flow_in_its_image(built, tmp_path):
     from gitflows.agent import Agent
     from gitflows.registry import FlowVersion, open_registry
 
+    runner = built.storage.get_env_runner("reporter")
+    # a container a killed agent left behind (exited, never removed): the next run clears it
+    left = built.client.create_container(runner.image, command=["true"],
+                                         labels={"io.gitflows.run-container": "1", "io.gitflows.run": "999"})
+    built.client.start(left)
+    built.client.wait(left, timeout=60)
     url = str(tmp_path / "registry.db")
     reg = open_registry(url)
     reg.register(FlowVersion(name="reporter", version=0, storage=built.storage.serialize(), repo=None, path=None,
@@ -814,5 +820,5 @@ def test_the_agent_runs_a_docker_flow_in_its_image(built, tmp_path):
     finished = reg.get_run(run.id)
     assert done[run.id] == "success", (finished.error, finished.logs)
     assert "test_dir: ['test.txt']" in finished.logs  # read inside the image
-    runner = built.storage.get_env_runner("reporter")
     assert built.client.containers(all=True, filters={"ancestor": runner.image}) == []
+    assert built.client.containers(all=True, filters={"label": "io.gitflows.run-container"}) == []
