@@ -72,7 +72,8 @@ class DockerRunner:
         host_config = client.create_host_config(network_mode=self.network_mode) if self.network_mode else None
         _remove_leftovers(client)
         container = client.create_container(image, command=["python", "-m", "gitflows.child", SPEC, RESULT],
-                                            environment=dict(env or {}), host_config=host_config,
+                                            environment={**_secrets_of(storage), **dict(env or {})},
+                                            host_config=host_config,
                                             labels={LABEL: "1", **self.labels})
         try:
             client.put_archive(container, "/tmp", _tar_of("gitflows-spec.json", spec))
@@ -112,6 +113,19 @@ class DockerRunner:
         error = outcome.get("error")
         return RunResult(str(outcome.get("state")), redact(error) if error else None, logs, code,
                          dict(outcome.get("tasks") or {}))
+
+
+def _secrets_of(storage: Any) -> dict[str, str]:
+    """The storage's ``secrets``, resolved here (the container has no access to this machine's secret
+    sources), for the container's environment: the flow finds them in ``gitflows.context.secrets``."""
+    from gitflows.secrets import resolve_optional_secret
+
+    found = {}
+    for name in getattr(storage, "secrets", None) or []:
+        value = resolve_optional_secret(name)
+        if value is not None:
+            found[name] = value
+    return found
 
 
 def _remove_leftovers(client: Any) -> None:

@@ -615,6 +615,9 @@ from gitflows import Flow, task
 
 @task
 def report():
+    if os.environ.get("REPORT_FAIL"):
+        print("about to fail", flush=True)
+        raise RuntimeError("report asked to fail")
     print("GREETING=" + os.environ["GREETING"], "LITERAL=" + os.environ["LITERAL"],
           "RUN_ENV=" + os.environ.get("RUN_ENV", "-"), flush=True)
     print("test_dir:", sorted(os.listdir("/test_dir")), "relative:", open("conf/a.txt").read(), flush=True)
@@ -821,4 +824,26 @@ def test_the_agent_runs_a_docker_flow_in_its_image(built, tmp_path):
     assert done[run.id] == "success", (finished.error, finished.logs)
     assert "test_dir: ['test.txt']" in finished.logs  # read inside the image
     assert built.client.containers(all=True, filters={"ancestor": runner.image}) == []
+    assert built.client.containers(all=True, filters={"label": "io.gitflows.run-container"}) == []
+
+
+def test_a_failing_docker_run_is_recorded_with_its_logs(built, tmp_path, monkeypatch):
+    """The storage's secrets reach the container's environment (resolved by the agent); here one makes the
+    flow fail, and the run is recorded failed with the container's output."""
+    from gitflows.agent import Agent
+    from gitflows.registry import FlowVersion, open_registry
+
+    monkeypatch.setenv("REPORT_FAIL", "yes-fail-1234")
+    data = built.storage.serialize()
+    data["secrets"] = ["REPORT_FAIL"]
+    url = str(tmp_path / "registry.db")
+    reg = open_registry(url)
+    reg.register(FlowVersion(name="reporter", version=0, storage=data, repo=None, path=None, requested_ref=None,
+                             sha=None, closure=[], fingerprint="fp", labels=[], state="confirmed", registered_at=0.0))
+    run = reg.create_run("reporter")
+    done = dict(Agent(url, poll=0.05, timeout=300).run(once=True))
+    finished = reg.get_run(run.id)
+    assert done[run.id] == "failed"
+    assert "about to fail" in finished.logs and "report asked to fail" in (finished.error or "") + finished.logs
+    assert "yes-fail-1234" not in finished.logs + (finished.error or "")  # a secret's value never recorded
     assert built.client.containers(all=True, filters={"label": "io.gitflows.run-container"}) == []
