@@ -2,7 +2,8 @@
 of the storage's image, with *env* as the container's environment variables.
 
 The container runs ``python -m gitflows.child`` (the same loader an agent's child process uses) on a spec
-copied into it before it starts; the flow is read from the image itself. A pushed image is run by digest
+copied into it before it starts; the flow is read from the image itself, and its output is streamed back
+as it comes, into a bounded tail. A pushed image is run by digest
 (pulled first), so the run uses exactly the image that was built; an image that was not pushed is run by
 its local ``name``. The container is removed afterwards, whatever happened.
 """
@@ -12,13 +13,14 @@ from __future__ import annotations
 import io
 import json
 import tarfile
+import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from gitflows.errors import WrongTypeError
 from gitflows.redact import redact
-from gitflows.storage.runner import MAX_LOG, RunResult
+from gitflows.storage.runner import MAX_LOG, RunResult, _Tail
 
 LABEL = "io.gitflows.run-container"  # on every container a runner starts
 SPEC = "/tmp/gitflows-spec.json"
@@ -57,8 +59,8 @@ class DockerRunner:
         """Run the flow in a container with *env* as its environment. *tick* is called every *tick_every*
         seconds while it runs; when it returns False (the run is no longer this agent's) the container is
         killed at once. *keepalive* is accepted for the agent's sake: a container is not a child process of
-        the agent, so it does not end itself when the agent stalls (docs/docker.md). *echo* receives the
-        output lines when the container ends."""
+        the agent, so it does not end itself when the agent stalls (docs/docker.md). *echo* receives each
+        output line as the container writes it."""
         bad = [k for k, v in (env or {}).items() if not isinstance(k, str) or not isinstance(v, str)]
         if bad:
             raise WrongTypeError(f"run(env): environment variables are str -> str; bad entries: {bad!r}")
@@ -78,6 +80,10 @@ class DockerRunner:
         try:
             client.put_archive(container, "/tmp", _tar_of("gitflows-spec.json", spec))
             client.start(container)
+            tail = _Tail(self.max_log)
+            streamer = threading.Thread(target=_stream_logs, args=(client, container, tail, echo), daemon=True,
+                                        name="gitflows-container-logs")
+            streamer.start()
             deadline = None if timeout is None else time.monotonic() + timeout
             status: dict[str, Any] | None = None
             lost = False
@@ -95,10 +101,8 @@ class DockerRunner:
                 except Exception as exc:  # noqa: BLE001 - docker-py raises requests' timeout types
                     if "timed out" not in str(exc).lower() and "timeout" not in type(exc).__name__.lower():
                         raise
-            logs = redact(client.logs(container).decode("utf-8", "replace"))[-self.max_log:]
-            if echo is not None:
-                for line in logs.splitlines():
-                    echo(line)
+            streamer.join(10)  # the stream ends with the container
+            logs = redact(tail.text())
             if lost:
                 return RunResult("failed", "stopped: the run is no longer this agent's (its lease was taken over)",
                                  logs, lost=True)
@@ -113,6 +117,24 @@ class DockerRunner:
         error = outcome.get("error")
         return RunResult(str(outcome.get("state")), redact(error) if error else None, logs, code,
                          dict(outcome.get("tasks") or {}))
+
+
+def _stream_logs(client: Any, container: Any, tail: _Tail, echo: Callable[[str], object] | None) -> None:
+    """The container's output as it comes, line by line, redacted, into a bounded tail (and *echo*)."""
+    pending = b""
+    try:
+        for chunk in client.logs(container, stream=True, follow=True):
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for raw in lines:
+                line = redact(raw.decode("utf-8", "replace"))
+                tail.add(line + "\n")
+                if echo is not None:
+                    echo(line)
+    except Exception:  # noqa: BLE001 - the daemon closing the stream early: what came is kept
+        pass
+    if pending:
+        tail.add(redact(pending.decode("utf-8", "replace")))
 
 
 def _secrets_of(storage: Any) -> dict[str, str]:

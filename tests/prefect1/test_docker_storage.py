@@ -618,6 +618,11 @@ def report():
     if os.environ.get("REPORT_FAIL"):
         print("about to fail", flush=True)
         raise RuntimeError("report asked to fail")
+    if os.environ.get("REPORT_SLOW"):
+        import time
+
+        print("first line, then a pause", flush=True)
+        time.sleep(2)
     print("GREETING=" + os.environ["GREETING"], "LITERAL=" + os.environ["LITERAL"],
           "RUN_ENV=" + os.environ.get("RUN_ENV", "-"), flush=True)
     print("test_dir:", sorted(os.listdir("/test_dir")), "relative:", open("conf/a.txt").read(), flush=True)
@@ -847,3 +852,17 @@ def test_a_failing_docker_run_is_recorded_with_its_logs(built, tmp_path, monkeyp
     assert "about to fail" in finished.logs and "report asked to fail" in (finished.error or "") + finished.logs
     assert "yes-fail-1234" not in finished.logs + (finished.error or "")  # a secret's value never recorded
     assert built.client.containers(all=True, filters={"label": "io.gitflows.run-container"}) == []
+
+
+def test_container_output_is_streamed_as_it_comes(built):
+    import time
+
+    runner = built.storage.get_env_runner("reporter")
+    seen = []
+    began = time.monotonic()
+    result = runner.run({"REPORT_SLOW": "1"}, timeout=300, echo=lambda line: seen.append((time.monotonic(), line)))
+    ended = time.monotonic()
+    assert result.state == "success", (result.error, result.logs)
+    first = next(t for t, line in seen if "first line, then a pause" in line)
+    assert ended - first >= 1.5, f"the line arrived {ended - first:.2f}s before the end: not streamed"
+    assert first > began
