@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "gitflows"
 # (rank, family): a module may import any lower rank, and its own rank only within its own family
 LAYERS: list[tuple[int, str, tuple[str, ...]]] = [
     (0, "core", ("gitflows.version", "gitflows.errors", "gitflows.redact", "gitflows.secrets", "gitflows.context",
-                 "gitflows.naming", "gitflows.imports", "gitflows.inspection", "gitflows.schedules",
+                 "gitflows.naming", "gitflows.imports", "gitflows.inspection", "gitflows.schedules", "gitflows.outcome",
                  "gitflows.script", "gitflows.flow", "gitflows.envelope",
                  "gitflows.cache", "gitflows.localgit")),
     (1, "remote", ("gitflows.remote", "gitflows.aws")),
@@ -20,11 +20,11 @@ LAYERS: list[tuple[int, str, tuple[str, ...]]] = [
     (2, "blobs", ("gitflows.blobs",)),
     (2, "images", ("gitflows.docker",)),
     (3, "loader", ("gitflows.loader",)),
-    (4, "storage", ("gitflows.storage", "gitflows.utilities")),
+    (4, "storage", ("gitflows.storage", "gitflows.utilities", "gitflows.child")),
     (5, "registry", ("gitflows.registry",)),
     (5, "review", ("gitflows.review",)),
     (6, "register", ("gitflows.register", "gitflows.check", "gitflows.doctor")),
-    (7, "agent", ("gitflows.agent", "gitflows.child")),
+    (7, "agent", ("gitflows.agent",)),
     (8, "cli", ("gitflows.cli", "gitflows.__main__", "gitflows.hook_scripts")),
 ]
 
@@ -32,11 +32,6 @@ LAYERS: list[tuple[int, str, tuple[str, ...]]] = [
 ALLOWED = {
     # the package's public API re-exports the storages and utilities, as Prefect's `prefect` did
     ("gitflows", "*"),
-    # the Docker image layer builds images of storages' flows: it reads the storage classes lazily
-    ("gitflows.docker.image", "gitflows.storage"),
-    ("gitflows.docker.healthcheck", "gitflows.storage"),
-    ("gitflows.docker.healthcheck", "gitflows.utilities"),
-    ("gitflows.docker.runner", "gitflows.storage"),
     # review describes flows the way registration fingerprints them: the same child-process runner
     ("gitflows.review", "gitflows.register"),
 }

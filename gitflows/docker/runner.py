@@ -19,8 +19,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from gitflows.errors import WrongTypeError
+from gitflows.outcome import MAX_LOG, RunResult
+from gitflows.outcome import Tail as _Tail
 from gitflows.redact import redact
-from gitflows.storage.runner import MAX_LOG, RunResult, _Tail
 
 LABEL = "io.gitflows.run-container"  # on every container a runner starts
 SPEC = "/tmp/gitflows-spec.json"
