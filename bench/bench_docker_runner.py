@@ -53,6 +53,8 @@ def main() -> None:
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp())
     os.environ["GITFLOWS_CACHE_DIR"] = str(tmp / "cache")
+    for sub in ("dockerd", "registry", "wheels"):
+        (tmp / sub).mkdir()
     daemon, registry = Dockerd(tmp / "dockerd"), Registry(tmp / "registry")
     try:
         import docker
