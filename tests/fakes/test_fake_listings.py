@@ -7,7 +7,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-import responses
 
 from .bitbucket_api import FakeBitbucketCloud, FakeBitbucketServer
 from .github_api import FakeGitHub
@@ -17,19 +16,6 @@ from .gitrepo import FLOW_WITH_HELPERS, GitRepo
 TOKEN = "s3cret-token"
 FLOWS_DIR = ["flows/consts.py", "flows/etl.py", "flows/lib", "flows/unrelated.py"]
 ROOT = ["README.md", "flows"]
-
-
-@pytest.fixture
-def rsps():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
-
-
-@pytest.fixture
-def source(tmp_path):
-    repo = GitRepo(tmp_path / "source", default_branch="trunk")
-    repo.v1 = repo.commit(FLOW_WITH_HELPERS, "v1")
-    return repo
 
 
 def oid(repo: GitRepo, path: str) -> str:
