@@ -114,11 +114,12 @@ def test_a_reaper_applies_the_lease_the_run_was_claimed_with(registry_url, tmp_p
     assert reg.get_run(long.id).lease == 60
 
 
-def test_an_agent_that_loses_its_run_kills_the_flow_and_its_subprocesses_at_once(registry_url, tmp_path):
+@pytest.mark.parametrize("warm", [False, True], ids=["fresh", "warm"])
+def test_an_agent_that_loses_its_run_kills_the_flow_and_its_subprocesses_at_once(registry_url, tmp_path, warm):
     reg = register_script(registry_url, tmp_path, "worker", WORKER)
     marker = tmp_path / "marker"
     run = reg.create_run("worker", parameters={"marker": str(marker), "seconds": 30})
-    agent = Agent(registry_url, lease=30, heartbeat=0.2, poll=0.05)
+    agent = Agent(registry_url, lease=30, heartbeat=0.2, poll=0.05, warm=warm)
     results: dict[str, object] = {}
     thread = threading.Thread(target=lambda: results.update(done=agent.run(once=True)), daemon=True)
     thread.start()
@@ -136,11 +137,12 @@ def test_an_agent_that_loses_its_run_kills_the_flow_and_its_subprocesses_at_once
     assert after.agent == "other-agent" and after.state == "running" and after.finished_at is None
 
 
-def test_a_killed_agents_flow_and_its_subprocesses_die_with_it(registry_url, tmp_path):
+@pytest.mark.parametrize("warm", [False, True], ids=["fresh", "warm"])
+def test_a_killed_agents_flow_and_its_subprocesses_die_with_it(registry_url, tmp_path, warm):
     reg = register_script(registry_url, tmp_path, "worker", WORKER)
     marker = tmp_path / "marker"
     reg.create_run("worker", parameters={"marker": str(marker), "seconds": 30})
-    agent = agent_process(registry_url, "--lease", "30")
+    agent = agent_process(registry_url, "--lease", "30", *(["--warm"] if warm else []))
     try:
         started = wait_for(lambda: pids(marker), seconds=30)
         assert started, stop(agent)
@@ -245,33 +247,3 @@ def test_warm_runs_are_separate_processes_with_their_own_modules(tmp_path):
     rows = [line.split() for line in marker.read_text().splitlines()]
     assert [r[1:] for r in rows] == [["1", "warm"]] * 3  # fresh modules, the run's environment
     assert len({r[0] for r in rows}) == 3  # one process per run
-
-
-def test_a_warm_agent_that_loses_its_run_kills_the_flow_and_its_subprocesses(registry_url, tmp_path):
-    reg = register_script(registry_url, tmp_path, "worker", WORKER)
-    marker = tmp_path / "marker"
-    run = reg.create_run("worker", parameters={"marker": str(marker), "seconds": 30})
-    agent = Agent(registry_url, lease=30, heartbeat=0.2, poll=0.05, warm=True)
-    thread = threading.Thread(target=lambda: agent.run(once=True), daemon=True)
-    thread.start()
-    started = wait_for(lambda: pids(marker))
-    assert started, "the flow never started"
-    child, helper = started[0]
-    reg._exec("UPDATE runs SET agent = 'other-agent' WHERE id = ?", (run.id,))
-    assert wait_for(lambda: not alive(child) and not alive(helper), seconds=5), "the lost run's processes live on"
-    thread.join(10)
-
-
-def test_a_killed_warm_agents_flows_die_with_it(registry_url, tmp_path):
-    reg = register_script(registry_url, tmp_path, "worker", WORKER)
-    marker = tmp_path / "marker"
-    reg.create_run("worker", parameters={"marker": str(marker), "seconds": 30})
-    agent = agent_process(registry_url, "--lease", "30", "--warm")
-    try:
-        started = wait_for(lambda: pids(marker), seconds=30)
-        assert started, stop(agent)
-        child, helper = started[0]
-        os.kill(agent.pid, signal.SIGKILL)
-        assert wait_for(lambda: not alive(child) and not alive(helper), seconds=5), "the flow outlived its agent"
-    finally:
-        stop(agent)
