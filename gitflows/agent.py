@@ -123,9 +123,8 @@ class Agent:
         try:
             registry = self.registry()
             paused = registry.paused()
-            for version in registry.flows():
-                if version.unreadable or not version.schedule or version.state != "confirmed" or \
-                        version.name in paused:
+            for version in registry.scheduled():
+                if version.unreadable or version.state != "confirmed" or version.name in paused:
                     continue
                 self._schedule_flow(registry, version, now)
         except SchemaTooNewError:

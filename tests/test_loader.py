@@ -190,3 +190,20 @@ def test_listings_stop_at_folders_that_do_not_exist(tmp_path):
     host = MemoryHost(files)
     load(host, "flows/etl.py", SHA, "etl", cache=Cache(tmp_path / "cache"))
     assert sorted(f for k, f in host.requests if k == "list") == ["", "flows", "flows/lib"]
+
+
+@pytest.mark.parametrize("answer", [b"", b"garbage that is not pkt-line", b"0032want " + b"a" * 40,
+                                    b"000dpackfile\n0000", b"0014unknown-section\n0000"])
+def test_a_smart_http_answer_that_is_not_a_packfile_is_not_understood(answer):
+    """Cut off, garbled or section-less answers make the Git host fall back to the negotiated fetch."""
+    from gitflows.hosts.smart_http import NotUnderstood, parse_fetch_response
+
+    with pytest.raises(NotUnderstood):
+        parse_fetch_response(answer)
+
+
+def test_a_smart_http_error_line_is_the_servers_refusal():
+    from gitflows.hosts.smart_http import FetchFailed, parse_fetch_response, pkt
+
+    with pytest.raises(FetchFailed, match="not our ref"):
+        parse_fetch_response(pkt(b"ERR upload-pack: not our ref 1234\n") + b"0000")

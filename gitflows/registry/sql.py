@@ -369,6 +369,13 @@ class Registry:
             latest[v.name] = v
         return list(latest.values())
 
+    def scheduled(self) -> list[FlowVersion]:
+        """The latest version of every flow whose latest version has a schedule (what agents poll each
+        second: one query over the scheduled flows, not every version of every flow)."""
+        rows = self._exec(f"SELECT {self._VCOLS} FROM flow_versions v WHERE schedule IS NOT NULL AND version = "
+                          "(SELECT MAX(version) FROM flow_versions w WHERE w.name = v.name) ORDER BY name").fetchall()
+        return [self._version(r) for r in rows]
+
     def pending(self) -> list[FlowVersion]:
         return [v for v in self.versions() if v.state == "pending"]
 

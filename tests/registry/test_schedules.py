@@ -201,3 +201,19 @@ def test_prefect_filters_are_refused_in_one_line_not_ignored():
     with pytest.raises(ConfigurationError, match="filters are not supported by gitflows"):
         Schedule([IntervalClock(dt.timedelta(hours=1))], filters=[lambda d: d.weekday() < 5])
     assert Schedule(clocks=[IntervalClock(dt.timedelta(hours=1))], filters=[]).clocks  # empty is fine
+
+
+def test_a_garbled_recorded_schedule_is_skipped_and_the_agent_goes_on(registry_url, tmp_path):
+    reg = register(registry_url, tmp_path, Schedule([IntervalClock(dt.timedelta(seconds=1))]),
+                   registered_at=time.time() - 1.5)
+    reg._exec("UPDATE flow_versions SET schedule = ? WHERE name = ?",
+              ('{"clocks": [{"type": "SundialClock"}]}', "ticker"))
+    agent = Agent(registry_url, poll=0.05)
+    agent._schedule()  # logged, not raised: runs in hand and other flows go on
+    assert slot_times(reg)[0] == []
+    reg._exec("UPDATE flow_versions SET schedule = ? WHERE name = ?", ("{not json", "ticker"))
+    agent._scheduled_at = 0.0
+    agent._schedule()
+    assert slot_times(reg)[0] == []
+    listed = run_cli("flows", env={"GITFLOWS_REGISTRY": registry_url})
+    assert listed.returncode == 0 and "unreadable" in listed.stdout
