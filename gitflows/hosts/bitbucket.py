@@ -130,15 +130,13 @@ class _BitbucketBase(OneByOne):
 
     def tree(self, sha: str) -> FolderListing:
         """The commit's files, listed folder by folder as the loader asks (a missing root: no such commit)."""
-        return FolderListing(self._listing_or_missing, sha)
+        return FolderListing(self._listing_or_missing, sha, self.label())
 
     def _listing_or_missing(self, sha: str, folder: str) -> Folder | None:
         try:
             return self._list_folder(sha, folder)
         except PathNotFoundError:
-            if folder:
-                return None
-            raise RefNotFoundError(f"{self.label()}: no commit {sha}") from None
+            return None
 
     def resolve(self, ref: str | None) -> str:
         """Branches, then tags (every page), then the commit endpoint; None is the default branch."""

@@ -112,7 +112,7 @@ class CodeCommitHost(OneByOne):
 
     def tree(self, sha: str) -> FolderListing:
         """The commit's files, listed folder by folder (``GetFolder``) as the loader asks."""
-        return FolderListing(self._list_folder, sha)
+        return FolderListing(self._list_folder, sha, self.label())
 
     def _list_folder(self, sha: str, folder: str) -> Folder | None:
         """The files directly in *folder* at *sha* with their blob ids, and its sub-folders' paths."""

@@ -121,14 +121,13 @@ class GitHubHost(OneByOne):
 
     def tree(self, sha: str) -> FolderListing:
         """The commit's files, listed folder by folder (``contents/<folder>?ref=<sha>``) as the loader asks."""
-        return FolderListing(self._list_folder, sha)
+        return FolderListing(self._list_folder, sha, self.label())
 
     def _list_folder(self, sha: str, folder: str) -> Folder | None:
         repo = self._repository()
         try:
             found = self._call(lambda: repo.get_contents(folder, ref=sha), f"listing {folder or 'the root'}/ at "
-                               f"commit {sha}", PathNotFoundError if folder else RefNotFoundError, f"no commit {sha}",
-                               statuses=(404, 422))
+                               f"commit {sha}", PathNotFoundError, statuses=(404, 422))
         except PathNotFoundError:
             return None
         if not isinstance(found, list):

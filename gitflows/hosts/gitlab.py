@@ -136,7 +136,7 @@ class GitLabHost(OneByOne):
 
     def tree(self, sha: str) -> FolderListing:
         """The commit's files, listed folder by folder (``repository/tree?path=<folder>``) as the loader asks."""
-        return FolderListing(self._list_folder, sha)
+        return FolderListing(self._list_folder, sha, self.label())
 
     def _list_folder(self, sha: str, folder: str) -> Folder | None:
         project = self._proj()
@@ -144,8 +144,7 @@ class GitLabHost(OneByOne):
         try:
             entries = self._call(lambda: project.repository_tree(ref=sha, recursive=False, get_all=False, per_page=100,
                                                                  **options, **NO_SLEEP),
-                                 f"listing {folder or 'the root'}/ at commit {sha}",
-                                 PathNotFoundError if folder else RefNotFoundError, f"no commit {sha}")
+                                 f"listing {folder or 'the root'}/ at commit {sha}", PathNotFoundError)
         except PathNotFoundError:
             return None
         listed = Folder(complete=len(entries) < 100)  # a bigger folder: paths in it are read directly

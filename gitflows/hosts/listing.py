@@ -33,14 +33,15 @@ ListFolder = Callable[[str, str], Folder | None]  # (sha, folder) -> its entries
 
 
 class FolderListing(Mapping[str, "str | None"]):
-    """The files of commit *sha* as a mapping, filled folder by folder through *list_folder*.
+    """The files of commit *sha* as a mapping, filled folder by folder through *list_folder* (which returns
+    None for a folder that does not exist; for the root, that is a RefNotFoundError naming *label*).
 
     ``path in listing`` and ``listing.get(path)`` list the folders on the way to *path* that are not
     known yet; iterating yields only the files of the folders listed so far. :meth:`files_in` lists
     one folder's files (for messages such as "Python files in flows/: ...")."""
 
-    def __init__(self, list_folder: ListFolder, sha: str) -> None:
-        self._list, self._sha = list_folder, sha
+    def __init__(self, list_folder: ListFolder, sha: str, label: str = "the host") -> None:
+        self._list, self._sha, self._label = list_folder, sha, label
         self._listed: set[str] = set()
         self._folders: set[str] = {""}
         self._files: dict[str, str | None] = {}
@@ -57,6 +58,10 @@ class FolderListing(Mapping[str, "str | None"]):
             if current not in self._listed:
                 self._listed.add(current)
                 found = self._list(self._sha, current)
+                if found is None and not current:  # every commit has a root: no root, no such commit
+                    from gitflows.errors import RefNotFoundError
+
+                    raise RefNotFoundError(f"{self._label}: no commit {self._sha}")
                 if found is None:
                     self._folders.discard(current)
                     return False
