@@ -6,14 +6,19 @@ each file's git blob id). Refs are found by listing branches, then tags, followi
 (Prefect 1 looked at the first page only).
 
 Requests per cold load of a pinned SHA: one folder listing per folder import resolution looks
-into (the root, the script's folder, the packages it imports from; one per page of that folder)
-plus one raw read per file of the closure, whatever the size of the repository; a branch costs
-one listing request per page of matching branches.
+into (the root, the script's folder, the packages it imports from; the first page of each), plus
+the reads — whatever the size of the repository. Server reads several files in one request
+(``archive?path=...&path=...``, a tar of just those paths, Bitbucket Server 5.1+): the script,
+then one archive per level of imports; a registered closure is one archive. Cloud has no such
+endpoint and reads one file per request. A branch costs one listing request per page of matching
+branches.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import io
+import tarfile
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -27,7 +32,10 @@ from gitflows.errors import (
 )
 from gitflows.hosts import OneByOne
 from gitflows.hosts.listing import Folder, FolderListing
+from gitflows.redact import get_logger
 from gitflows.remote import HTTPFailure, RetryPolicy, call
+
+log = get_logger(__name__)
 
 CLOUD_URL = "https://api.bitbucket.org"
 MAX_PAGES = 1000
@@ -163,6 +171,7 @@ class BitbucketServerHost(_BitbucketBase):
         self._token = token
         hint = f"check the token in secret {secret_name}" if secret_name else "no token was configured"
         super().__init__(policy, hint)
+        self._archive_works = True  # until a server without the archive endpoint (before 5.1) proves otherwise
 
     def cache_key(self) -> tuple[str, ...]:
         return ("bitbucket-server", urlsplit(self.url).netloc or "bitbucket", self.project, self.repo)
@@ -229,6 +238,56 @@ class BitbucketServerHost(_BitbucketBase):
         data: bytes = self._get(f"{self._base}/raw/{quote(path)}", f"reading {path} at commit {sha}",
                                 PathNotFoundError, params={"at": sha}, raw=True)
         return data
+
+    def read_many(self, items: Iterable[tuple[str, str, str | None]]) -> dict[str, bytes]:
+        """Two files or more at one commit: one ``archive`` request (a tar of just those paths).
+
+        The loader asks only for paths a listing or the registered record says exist, and verifies every
+        file against its blob id, so the archive is trusted for nothing but transport. Whatever the
+        archive does not hold — a 404 (a server older than 5.1, which has no archive endpoint; or a path
+        git archive did not match), an unreadable tar, a path left out — is read one by one, so the
+        answer is the same as :class:`OneByOne`'s. When one-by-one reads then find every file the
+        archive 404'd on, the server has no archive endpoint: this host stops asking."""
+        wanted = list(items)
+        shas = {sha for _, sha, _ in wanted}
+        if len(wanted) < 2 or len(shas) != 1 or not self._archive_works:
+            return super().read_many(wanted)
+        sha = shas.pop()
+        paths = list(dict.fromkeys(path for path, _, _ in wanted))
+        found: dict[str, bytes] = {}
+        try:
+            data = self._get(f"{self._base}/archive", f"reading {len(paths)} files at commit {sha} as one archive",
+                             PathNotFoundError, params={"at": sha, "format": "tar", "path": paths}, raw=True)
+            found = _untar(data, set(paths))
+        except PathNotFoundError:
+            rest = super().read_many(wanted)
+            if len(rest) == len(paths):
+                log.info("%s: the server has no archive endpoint (Bitbucket Server before 5.1); reading files "
+                         "one by one", self.label())
+                self._archive_works = False
+            return rest
+        missing = [item for item in wanted if item[0] not in found]
+        if missing:
+            log.debug("%s: the archive at %s lacked %s; reading them one by one", self.label(), sha,
+                      ", ".join(p for p, _, _ in missing))
+            found.update(super().read_many(missing))
+        return found
+
+
+def _untar(data: bytes, wanted: set[str]) -> dict[str, bytes]:
+    """The regular files among *wanted* in tar *data*, read in memory (nothing is extracted to disk; links,
+    folders and paths not asked for are ignored). An unreadable archive holds nothing."""
+    found: dict[str, bytes] = {}
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as archive:
+            for member in archive:
+                if member.isfile() and member.name in wanted and member.name not in found:
+                    handle = archive.extractfile(member)
+                    if handle is not None:
+                        found[member.name] = handle.read()
+    except (tarfile.TarError, EOFError, OSError):
+        return found
+    return found
 
 
 class BitbucketCloudHost(_BitbucketBase):

@@ -61,7 +61,8 @@ class FakeAPI:
         denied = self.check_auth(request)
         if denied:
             return denied
-        query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+        query = Query({k: v[-1] for k, v in parse_qs(url.query).items()})
+        query.lists = parse_qs(url.query)
         for method, pattern, handler in self.routes:
             match = pattern.match(path)
             if method == request.method and match:
@@ -70,6 +71,12 @@ class FakeAPI:
 
     def not_found(self, path: str) -> Reply:
         return json_reply(404, {"message": "Not Found"})
+
+
+class Query(dict):
+    """The last value of each query parameter; ``lists`` has every value of repeated ones."""
+
+    lists: dict[str, list[str]]
 
 
 def json_reply(status: int, body: object, headers: dict | None = None) -> Reply:

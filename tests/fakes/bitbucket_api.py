@@ -50,6 +50,9 @@ class FakeBitbucketServer(FakeAPI):
         self.route("GET", b + "/browse/?", self.get_browse_root)
         self.route("GET", b + "/browse/(.+)", self.get_browse)
         self.route("GET", b + "/raw/(.+)", self.get_raw)
+        self.route("GET", b + "/archive", self.get_archive)
+        self.archive = True  # False: a server before 5.1, which has no archive endpoint (a 404 there)
+        self.tampered: dict[str, bytes] = {}  # blob id -> other bytes the server sends instead (raw and archive)
 
     def check_auth(self, request) -> Reply | None:
         if self.token is not None and request.headers.get("Authorization") != f"Bearer {self.token}":
@@ -155,7 +158,54 @@ class FakeBitbucketServer(FakeAPI):
         if found is None:
             return _server_error(404, f"The path \"{unquote(path)}\" does not exist at revision \"{sha}\"",
                                  "com.atlassian.bitbucket.content.NoSuchPathException")
-        return 200, {"Content-Type": "text/plain"}, found[1]
+        return 200, {"Content-Type": "text/plain"}, self.tampered.get(found[0], found[1])
+
+    def get_archive(self, query) -> Reply:
+        """``archive?at=<sha>&format=tar&path=...`` (Bitbucket Server 5.1+): git archive of those paths. A path
+        that matches nothing fails git archive ("pathspec did not match"), which the server answers with 404."""
+        if not self.archive:
+            return self.not_found("/archive")
+        at = query.get("at") or self.repo.default_branch
+        sha = self.repo.rev_parse(at)
+        if sha is None:
+            return _server_error(404, f"Commit '{at}' does not exist in repository '{self.slug}'.",
+                                 "com.atlassian.bitbucket.commit.NoSuchCommitException")
+        if query.get("format", "zip") != "tar":
+            return _server_error(400, "this fake serves format=tar only", "java.lang.IllegalArgumentException")
+        paths = query.lists.get("path", [])
+        files = {}
+        for path in paths:
+            found = self.repo.blob_at(sha, path)
+            if found is None:
+                return _server_error(404, f"The path \"{path}\" does not exist at revision \"{sha}\"",
+                                     "com.atlassian.bitbucket.content.NoSuchPathException")
+            files[path] = self.tampered.get(found[0], found[1])
+        if not paths:
+            files = {e["path"]: self.repo.cat(e["sha"]) for e in self.repo.ls_tree(sha) if e["type"] == "blob"}
+        return 200, {"Content-Type": "application/x-tar",
+                     "Content-Disposition": f'attachment; filename="{self.slug}-{sha}.tar"'}, _tar(sha, files)
+
+
+def _tar(sha: str, files: dict[str, bytes]) -> bytes:
+    """A tar as git archive writes it: a pax global header with the commit id, then the files."""
+    import io
+    import tarfile
+
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT, pax_headers={"comment": sha}) as tar:
+        folders: dict[str, None] = {}
+        for path in files:
+            parts = path.split("/")[:-1]
+            folders.update({"/".join(parts[:i]) + "/": None for i in range(1, len(parts) + 1)})
+        for folder in folders:
+            info = tarfile.TarInfo(folder)
+            info.type, info.mode = tarfile.DIRTYPE, 0o755
+            tar.addfile(info)
+        for path, data in files.items():
+            info = tarfile.TarInfo(path)
+            info.size, info.mode = len(data), 0o644
+            tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()
 
 
 def _cloud_error(status: int, message: str) -> Reply:

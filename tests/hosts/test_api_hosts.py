@@ -43,8 +43,9 @@ def test_flow_with_sibling_modules_loads_at_a_branch(backend, source):
 
 
 # a cold load of a pinned script with 4 sibling files in 2 folders: GraphQL hosts read one level of imports per
-# request; REST-only hosts list the 3 folders import resolution looks into and read the 5 files one by one
-COLD_PINNED = {"github": 2, "gitlab": 2, "bitbucket-server": 8, "bitbucket-cloud": 8}
+# request; REST-only hosts list the 3 folders import resolution looks into, then read the script and the level
+# of imports: Bitbucket Server in one archive, Cloud one file per request
+COLD_PINNED = {"github": 2, "gitlab": 2, "bitbucket-server": 5, "bitbucket-cloud": 8}
 
 
 def test_a_cold_pinned_load_costs_what_the_host_allows(backend, source):
@@ -101,8 +102,8 @@ def test_build_pins_the_sha_so_a_moved_branch_changes_nothing(backend, source):
     flow = from_dict(data).get_flow()
     assert flow.run().results["transform"] == "v1:0,10,20"
     assert backend.resolves() == 0  # a pinned SHA never asks what the branch points to
-    # the recorded closure and nothing else: one GraphQL request, or one read per file over REST
-    expected = 1 if backend.name in ("github", "gitlab") else 5
+    # the recorded closure and nothing else: one GraphQL request or archive, or one read per file (Bitbucket Cloud)
+    expected = 5 if backend.name == "bitbucket-cloud" else 1
     assert len(backend.fake.requests) == expected and (expected == 1 or backend.reads() == 5), backend.fake.requests
 
 
@@ -128,7 +129,7 @@ def test_changed_content_is_refused_against_the_registered_record(backend, sourc
     data = storage.serialize()
     clear_cache()
     oid, _ = source.blob_at(source.v1, "flows/lib/helpers.py")
-    if backend.name in ("github", "gitlab"):  # read through GraphQL: the server answers other bytes there
+    if backend.name != "bitbucket-cloud":  # read in batches (GraphQL, archive): the server answers other bytes there
         backend.fake.tampered[oid] = b"evil\n"
     else:
         status, payload = backend.tamper(oid)
@@ -314,3 +315,93 @@ def test_a_host_without_graphql_falls_back_to_rest(name, rsps, source, monkeypat
     backend.fake.graphql = False
     assert backend.make(ref=source.v1).get_flow(flow_name="etl").run().results["transform"] == "v1:0,10,20"
     assert sum(1 for _, p in backend.fake.requests if p.endswith("/graphql")) == 1
+
+
+def _archives(backend) -> int:
+    return sum(1 for _, p in backend.fake.requests if p.split("?")[0].endswith("/archive"))
+
+
+def test_bitbucket_server_before_5_1_reads_one_by_one_after_one_refused_archive(rsps, source, monkeypatch):
+    """A server without the archive endpoint (404 there): the files are read one by one, and the host stops asking
+    for archives once one-by-one reads found every file the archive was refused for."""
+    backend = make_backend("bitbucket-server", rsps, source, monkeypatch)
+    backend.fake.archive, backend.fake.page_cap = False, 1000
+    storage = backend.make(ref="trunk")
+    storage.add_flow(Flow("etl"))
+    storage.build()  # a discovered closure: the level of imports is the first batch
+    assert _archives(backend) == 1 and backend.reads() == 5, backend.fake.requests
+    clear_cache()
+    backend.fake.requests.clear()
+    assert from_dict(storage.serialize()).get_flow().run().results["transform"] == "v1:0,10,20"
+    assert _archives(backend) == 1 and backend.reads() == 5  # a new host object asks once more, then reads
+
+
+@pytest.mark.parametrize("answer", [b"", b"<html>proxy error</html>", b"\x00" * 1024, "truncated"])
+def test_bitbucket_server_garbled_archive_is_read_again_file_by_file(rsps, source, monkeypatch, answer):
+    """An archive that is no tar (a proxy's page, zeros, cut short): the files it should have held are read one by
+    one and the flow loads, verified as always."""
+    backend = make_backend("bitbucket-server", rsps, source, monkeypatch)
+    storage = backend.make(ref="trunk")
+    storage.add_flow(Flow("etl"))
+    storage.build()
+    data = storage.serialize()
+    clear_cache()
+    if answer == "truncated":
+        files = {p: source.blob_at(source.v1, p)[1] for p, _ in data["closures"]["etl"]}
+        from tests.fakes.bitbucket_api import _tar
+
+        answer = _tar(source.v1, files)[:1536]  # headers and the first file or so: the rest cut off
+    backend.fake.requests.clear()
+    backend.fake.fail(r"/archive$", 200, answer.decode("latin-1"), {"Content-Type": "application/x-tar"})
+    assert from_dict(data).get_flow().run().results["transform"] == "v1:0,10,20"
+    assert _archives(backend) == 1 and 1 <= backend.reads() <= 5, backend.fake.requests
+
+
+def test_bitbucket_server_archive_with_other_paths_or_links_gives_only_what_was_asked(rsps, source, monkeypatch):
+    """A hostile archive holding a path that escapes, a symlink named like a wanted file, and files not asked for:
+    none of them is used; the wanted file comes from a one-by-one read and is verified."""
+    import io
+    import tarfile
+
+    backend = make_backend("bitbucket-server", rsps, source, monkeypatch)
+    storage = backend.make(ref="trunk")
+    storage.add_flow(Flow("etl"))
+    storage.build()
+    data = storage.serialize()
+    clear_cache()
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        for name, payload in [("../../escape.py", b"X = 1\n"), ("flows/unasked.py", b"Y = 2\n")]:
+            info = tarfile.TarInfo(name)
+            info.size = len(payload)
+            tar.addfile(info, io.BytesIO(payload))
+        link = tarfile.TarInfo("flows/consts.py")
+        link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        tar.addfile(link)
+    backend.fake.fail(r"/archive$", 200, out.getvalue().decode("latin-1"), {"Content-Type": "application/x-tar"})
+    backend.fake.requests.clear()
+    assert from_dict(data).get_flow().run().results["transform"] == "v1:0,10,20"
+    assert backend.reads() == 5  # every wanted file read again on its own
+    assert not (Cache().root.parent / "escape.py").exists()
+
+
+def test_untar_keeps_only_the_regular_files_asked_for():
+    import io
+    import tarfile
+
+    from gitflows.hosts.bitbucket import _untar
+
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        for name, payload in [("flows/a.py", b"A\n"), ("../x.py", b"X\n"), ("flows/b.py", b"B\n")]:
+            info = tarfile.TarInfo(name)
+            info.size = len(payload)
+            tar.addfile(info, io.BytesIO(payload))
+        link = tarfile.TarInfo("flows/c.py")
+        link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        tar.addfile(link)
+    archive = out.getvalue()
+    assert _untar(archive, {"flows/a.py", "../x.py", "flows/c.py"}) == {"flows/a.py": b"A\n", "../x.py": b"X\n"}
+    assert _untar(archive, {"flows/b.py"}) == {"flows/b.py": b"B\n"}
+    assert _untar(archive[:700], {"flows/a.py", "flows/b.py"}) == {"flows/a.py": b"A\n"}  # cut short: what came whole
+    assert _untar(b"garbage", {"flows/a.py"}) == {}
