@@ -17,6 +17,10 @@ import signal
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gitflows.docker.runner import Limits
 
 from gitflows.errors import FlowNotFoundError, GitflowsError
 from gitflows.redact import get_logger, redact
@@ -33,7 +37,7 @@ class Agent:
     def __init__(self, registry_url: str | None = None, labels: list[str] | None = None, concurrency: int = 1,
                  lease: float = 30.0, heartbeat: float | None = None, timeout: float = 3600.0, poll: float = 1.0,
                  confirm_grace: float = 600.0, name: str | None = None, echo: bool = False,
-                 warm: bool = False) -> None:
+                 warm: bool = False, container_limits: Limits | None = None) -> None:
         self.url = registry_url
         self.labels = set(labels or [])
         self.concurrency = max(1, concurrency)
@@ -46,6 +50,7 @@ class Agent:
         self.name = name or agent_name()
         self.echo = echo
         self.warm = warm  # fork each run's child from a warm worker (storage.runner: imports done once)
+        self.container_limits = container_limits  # gitflows.docker.runner.Limits for runs in containers
         self.stopping = threading.Event()
         self._local = threading.local()
         self.done: list[tuple[int, str]] = []
@@ -281,6 +286,8 @@ class Agent:
             runner.warm = self.warm
         if hasattr(runner, "labels"):  # a container: say which run and which agent it belongs to
             runner.labels.update({"io.gitflows.run": str(run.id), "io.gitflows.agent": self.name})
+        if self.container_limits is not None and hasattr(runner, "limits"):
+            runner.limits = self.container_limits
         outcome = runner.run(timeout=self.timeout, tick=lambda: self._heartbeat(run),
                              tick_every=self.heartbeat_every, keepalive=0.9 * self.lease)
         return outcome.state, outcome.error, outcome.logs, outcome.lost

@@ -500,8 +500,13 @@ def _confirm_visible(registry: Registry, hook: bool) -> None:
 @click.option("--warm", is_flag=True, help="Fork each run's process from a warm worker that imported gitflows once "
                                            "(a trivial run starts in ~20 ms instead of ~100 ms); still one process "
                                            "per run, with its own modules.")
+@click.option("--container-memory", metavar="SIZE", help="Memory limit of each run's container (Docker-stored "
+              "flows), e.g. 512m or 2g; no swapping past it. A run killed for passing it is recorded as out of "
+              "memory.")
+@click.option("--container-cpus", type=float, metavar="N", help="CPUs each run's container may use, e.g. 1.5.")
+@click.option("--container-pids", type=int, metavar="N", help="Most processes each run's container may start.")
 def agent(labels: tuple[str, ...], concurrency: int, once: bool, lease: float, timeout: float, poll: float,
-          warm: bool) -> None:
+          warm: bool, container_memory: str | None, container_cpus: float | None, container_pids: int | None) -> None:
     """Claim due runs from the registry and run each flow at its pinned commit, in a child process.
 
     Each flow is loaded through its storage (cache first), every file checked against the registered
@@ -509,8 +514,14 @@ def agent(labels: tuple[str, ...], concurrency: int, once: bool, lease: float, t
     """
     from gitflows.agent import Agent
 
+    limits = None
+    if container_memory is not None or container_cpus is not None or container_pids is not None:
+        from gitflows.docker.runner import Limits
+
+        limits = Limits(memory=container_memory, cpus=container_cpus, pids=container_pids)
+        limits.host_config()  # a bad value stops the agent here, naming it
     done = Agent(labels=list(labels), concurrency=concurrency, lease=lease, timeout=timeout, poll=poll,
-                 echo=True, warm=warm).run(once=once)
+                 echo=True, warm=warm, container_limits=limits).run(once=once)
     failed = [r for r, state in done if state != "success"]
     if once and failed:
         sys.exit(EXIT_PROBLEMS)

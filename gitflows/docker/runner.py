@@ -12,18 +12,74 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import tarfile
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from gitflows.errors import WrongTypeError
+from gitflows.errors import ConfigurationError, WrongTypeError
 from gitflows.outcome import MAX_LOG, RunResult
 from gitflows.outcome import Tail as _Tail
 from gitflows.redact import redact
 
 LABEL = "io.gitflows.run-container"  # on every container a runner starts
+_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}
+MIN_MEMORY = 6 * 1024 ** 2  # Docker refuses less
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits of a run's container (None: unlimited). *memory* in bytes or ``"512m"``-style text
+    (b, k, m, g: powers of 1024), also the limit with swap (no swapping past it); *cpus* as a fraction of
+    the machine's CPUs (``1.5``); *pids* the most processes the flow may start."""
+
+    memory: int | str | None = None
+    cpus: float | None = None
+    pids: int | None = None
+
+    def host_config(self) -> dict[str, Any]:
+        """The daemon API's HostConfig fields; a ConfigurationError naming the bad value and the form expected."""
+        config: dict[str, Any] = {}
+        if self.memory is not None:
+            memory = parse_memory(self.memory)
+            config.update(mem_limit=memory, memswap_limit=memory)
+        if self.cpus is not None:
+            if not isinstance(self.cpus, int | float) or isinstance(self.cpus, bool) or not 0 < self.cpus <= 1024:
+                raise ConfigurationError(f"container cpus {self.cpus!r}: expected a number of CPUs above 0, e.g. 1.5")
+            config["nano_cpus"] = int(self.cpus * 1e9)
+        if self.pids is not None:
+            if not isinstance(self.pids, int) or isinstance(self.pids, bool) or self.pids < 1:
+                raise ConfigurationError(f"container pids {self.pids!r}: expected a whole number of processes, >= 1")
+            config["pids_limit"] = self.pids
+        return config
+
+    def describe(self) -> str:
+        parts = [f"memory {_human(parse_memory(self.memory))}" if self.memory is not None else "",
+                 f"{self.cpus:g} CPUs" if self.cpus is not None else "",
+                 f"{self.pids} processes" if self.pids is not None else ""]
+        return ", ".join(p for p in parts if p) or "no limits"
+
+
+def parse_memory(value: int | str) -> int:
+    """Bytes from ``512m``, ``1g``, ``1.5g``, ``65536`` (b/k/m/g are powers of 1024); at least 6 MiB."""
+    text = str(value).strip().lower().removesuffix("ib").removesuffix("b") if isinstance(value, str) else value
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([kmg]?)", str(text)) if not isinstance(value, bool) else None
+    if match is None:
+        raise ConfigurationError(f"container memory {value!r}: expected bytes or a size such as 512m or 2g")
+    size = int(float(match.group(1)) * _UNITS[match.group(2)])
+    if size < MIN_MEMORY:
+        raise ConfigurationError(f"container memory {value!r}: Docker needs at least 6m")
+    return size
+
+
+def _human(size: int) -> str:
+    for unit, factor in (("GiB", 1024 ** 3), ("MiB", 1024 ** 2), ("KiB", 1024)):
+        if size >= factor:
+            return f"{size / factor:g} {unit}"
+    return f"{size} bytes"
 SPEC = "/tmp/gitflows-spec.json"
 RESULT = "/tmp/gitflows-result.json"
 
@@ -33,13 +89,15 @@ class DockerRunner:
 
     def __init__(self, storage: Any, flow_location: str | None = None, flow_name: str | None = None,
                  parameters: Mapping[str, Any] | None = None, max_log: int = MAX_LOG,
-                 network_mode: str | None = None) -> None:
+                 network_mode: str | None = None, limits: Limits | None = None) -> None:
         self.storage = storage
         self.flow_location = flow_location
         self.flow_name = flow_name
         self.parameters = dict(parameters or {})
         self.max_log = max_log
         self.network_mode = network_mode
+        #: resource limits of the container (an agent sets them from --container-memory/-cpus/-pids)
+        self.limits = limits or Limits()
         #: labels on the container (an agent names the run: io.gitflows.run, io.gitflows.flow)
         self.labels: dict[str, str] = {"io.gitflows.flow": str(flow_name or flow_location or "")}
 
@@ -68,11 +126,13 @@ class DockerRunner:
         storage = self.storage
         client = storage.create_docker_client()
         image = self.image
-        if "@" in image:
-            storage.pull_image(image)
         spec = json.dumps({"storage": storage.serialize(), "flow_name": self.flow_name,
                            "flow_location": self.flow_location, "parameters": self.parameters}).encode()
-        host_config = client.create_host_config(network_mode=self.network_mode) if self.network_mode else None
+        limits = self.limits.host_config()  # bad values fail here, before anything is pulled or created
+        if "@" in image:
+            storage.pull_image(image)
+        options = {**limits, **({"network_mode": self.network_mode} if self.network_mode else {})}
+        host_config = client.create_host_config(**options) if options else None
         _remove_leftovers(client)
         container = client.create_container(image, command=["python", "-m", "gitflows.child", SPEC, RESULT],
                                             environment={**_secrets_of(storage), **dict(env or {})},
@@ -111,6 +171,10 @@ class DockerRunner:
                 return RunResult("failed", f"timed out after {timeout:g}s; container of {image} killed", logs)
             code = int(status.get("StatusCode", -1))
             outcome = _result(client, container)
+            if outcome is None and _out_of_memory(client, container):
+                return RunResult("failed", f"the container of {image} was killed: out of memory (limits: "
+                                 f"{self.limits.describe()}); raise the agent's --container-memory or make the flow "
+                                 "use less", logs, code)
         finally:
             client.remove_container(container, force=True)
         if outcome is None:
@@ -118,6 +182,45 @@ class DockerRunner:
         error = outcome.get("error")
         return RunResult(str(outcome.get("state")), redact(error) if error else None, logs, code,
                          dict(outcome.get("tasks") or {}))
+
+
+def healthcheck_in(client: Any, image: str, spec: Mapping[str, Any], timeout: float = 300) -> tuple[int, list[str]]:
+    """Run ``python -m gitflows.docker.healthcheck`` in a container of *image* (already on the daemon), without
+    network: (exit code, output lines). An image the check cannot even start in (no ``python`` on its PATH, no
+    gitflows) is a non-zero code with a line saying so. The container is removed whatever happened."""
+    import docker.errors
+
+    command = ["python", "-m", "gitflows.docker.healthcheck", json.dumps(dict(spec))]
+    try:
+        container = client.create_container(image, command=command, labels={LABEL: "1"},
+                                            host_config=client.create_host_config(network_mode="none"))
+    except docker.errors.APIError as exc:
+        return 125, [f"healthcheck: cannot create a container of {image}: {redact(str(exc))}"]
+    try:
+        try:
+            client.start(container)
+        except docker.errors.APIError as exc:  # e.g. "exec: python: executable file not found in $PATH"
+            return 127, [f"healthcheck: cannot start python in {image} (base_image needs Python and gitflows "
+                         f"installed, as every run in the image does): {redact(str(exc))}"]
+        try:
+            code = int(client.wait(container, timeout=timeout).get("StatusCode", -1))
+        except Exception:  # noqa: BLE001 - docker-py raises requests' timeout types
+            _kill(client, container)
+            return 124, [f"healthcheck: did not finish within {timeout:g}s in {image}"]
+        lines = redact(client.logs(container).decode("utf-8", "replace")).splitlines()
+        if code != 0 and not any(line.startswith("healthcheck:") for line in lines):
+            lines.append(f"healthcheck: exited with code {code} in {image} (is gitflows installed in base_image?)")
+        return code, lines
+    finally:
+        client.remove_container(container, force=True)
+
+
+def _out_of_memory(client: Any, container: Any) -> bool:
+    """Whether the kernel killed the container's process for passing its memory limit."""
+    try:
+        return bool(client.inspect_container(container).get("State", {}).get("OOMKilled"))
+    except Exception:  # noqa: BLE001 - the daemon cannot say: the exit code and logs still tell
+        return False
 
 
 def _stream_logs(client: Any, container: Any, tail: _Tail, echo: Callable[[str], object] | None) -> None:

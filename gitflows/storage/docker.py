@@ -27,7 +27,7 @@ from gitflows.docker.healthcheck import check as healthcheck
 from gitflows.docker.image import FLOWS_LABEL, dockerfile, push_daemonless, read_file
 from gitflows.docker.registry import RegistryClient, host_of, registry_root, split_image
 from gitflows.envelope import check_recorded_digest, flow_to_bytes_pickle, restore_digests, sha256_of
-from gitflows.errors import ConfigurationError, ImageBuildError, PathNotFoundError
+from gitflows.errors import ConfigurationError, GitflowsError, ImageBuildError, PathNotFoundError
 from gitflows.flow import Flow
 from gitflows.naming import slugify
 from gitflows.redact import get_logger
@@ -243,16 +243,23 @@ class Docker(Storage):
                 "password": resolve_secret(self.registry_password_secret)}
 
     # -- building ----------------------------------------------------------------------------
-    def build(self, push: bool = True, daemonless: bool = False) -> Docker:
+    def build(self, push: bool = True, daemonless: bool = False, check_in_image: bool = False) -> Docker:
         """Name the image (if not named), build it (with the daemon, or ``daemonless=True``), run the
-        healthchecks, push it when there is a ``registry_url``, record the digest. Returns the storage."""
+        healthchecks, push it when there is a ``registry_url``, record the digest. Returns the storage.
+
+        A daemonless build checks its flows with this interpreter; *check_in_image* (daemonless only) runs
+        the check again inside the pushed image, through a Docker daemon (``base_url``, ``DOCKER_HOST``),
+        so a module the image lacks fails the build before the digest is recorded."""
         self.run_basic_healthchecks()
         if not self.image_name:
             self.image_name = slugify(next(iter(self.flows))) if len(self.flows) == 1 else str(uuid.uuid4())
         if not self.image_tag:
             self.image_tag = slugify(_dt.datetime.now(_dt.UTC).isoformat())
+        if check_in_image and not daemonless:
+            raise ConfigurationError("Docker storage: check_in_image is for daemonless builds (a daemon build already "
+                                     "runs the healthcheck inside the image)")
         if daemonless:
-            self._build_daemonless()
+            self._build_daemonless(check_in_image)
         else:
             self.build_image(push=push)
         return self
@@ -334,7 +341,7 @@ class Docker(Storage):
         """The repository's path inside the registry (``registry_url``'s path, then ``image_name``)."""
         return str(PurePosixPath(host_of(self.registry_url).partition("/")[2] or ".", self.image_name or ""))
 
-    def _build_daemonless(self) -> None:
+    def _build_daemonless(self, check_in_image: bool = False) -> None:
         if not self.base_image or self.dockerfile:
             raise ConfigurationError("Docker storage: a daemonless build needs base_image (an image in a registry), "
                                      "not a dockerfile")
@@ -349,10 +356,34 @@ class Docker(Storage):
         base_host, base_repo, base_ref = split_image(self.base_image)
         root = registry_root(self.registry_url or "")
         base = target if not base_host or host_of(root) == base_host else RegistryClient(base_host)
-        self.image_digest = push_daemonless(base, base_repo, base_ref, target, self._registry_repo(),
-                                            self.image_tag or "", contents, {FLOWS_LABEL: json.dumps(self.flows)},
-                                            {k: str(v) for k, v in self.env_vars.items()})
-        log.info("pushed %s as %s", self.name, self.image_digest)
+        digest = push_daemonless(base, base_repo, base_ref, target, self._registry_repo(),
+                                 self.image_tag or "", contents, {FLOWS_LABEL: json.dumps(self.flows)},
+                                 {k: str(v) for k, v in self.env_vars.items()})
+        log.info("pushed %s as %s", self.name, digest)
+        if check_in_image and not self.ignore_healthchecks:
+            self._check_in_image(f"{self.repository}@{digest}")
+        self.image_digest = digest
+
+    def _check_in_image(self, image: str) -> None:
+        """The healthcheck inside *image* (pulled by digest through the daemon); an ImageBuildError naming the
+        flow and the problem when it fails, a ConfigurationError when no daemon can run it."""
+        from gitflows.docker.runner import healthcheck_in
+
+        try:
+            self.pull_image(image)
+            client = self.create_docker_client()
+        except GitflowsError as exc:
+            raise ConfigurationError(f"Docker storage: check_in_image needs a Docker daemon that can pull {image} "
+                                     f"(base_url or DOCKER_HOST): {exc}") from None
+        code, lines = healthcheck_in(client, image, self._spec())
+        for line in lines:
+            if line.startswith("healthcheck: warning: "):
+                warnings.warn(f"Docker storage: {line[len('healthcheck: warning: '):]}", UserWarning, stacklevel=4)
+        if code != 0:
+            problems = [line for line in lines if line.startswith("healthcheck:") and not line.endswith(": ok")
+                        and not line.startswith("healthcheck: warning: ")]
+            raise ImageBuildError(f"Docker storage: your docker image {self.name} failed to build: healthcheck in "
+                                  f"the image failed (pushed as {image}, not recorded):\n  " + "\n  ".join(problems))
 
     # -- loading and running ---------------------------------------------------------------------
     def _load(self, name: str | None, location: str) -> Flow:

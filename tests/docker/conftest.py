@@ -62,3 +62,19 @@ def push_tiny_base(client: RegistryClient, repo: str = "base/tiny", tag: str = "
         "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": len(blob),
                     "digest": sha256(blob)}]})
     return f"{repo}:{tag}"
+
+
+@pytest.fixture(scope="session")
+def gitflows_base(dockerd, python_base, wheels, registry, tmp_path_factory):
+    """The test Python image with gitflows installed (a daemon build), pushed to the registry as
+    ``base/gitflows-python:1``: a base for daemonless builds whose flows can run in the image."""
+    from gitflows.script import extract_flow_from_file
+    from gitflows.storage.docker import Docker
+
+    script = tmp_path_factory.mktemp("gitflows-base") / "noop.py"
+    script.write_text("from gitflows import Flow\n\nflow = Flow('noop')\n")
+    storage = Docker(registry_url=registry.url, base_image=python_base, image_name="base/gitflows-python",
+                     image_tag="1", wheelhouse=str(wheels), base_url=dockerd.url, local_image=True)
+    storage.add_flow(extract_flow_from_file(str(script)))
+    storage.build(push=True)
+    return "base/gitflows-python:1"

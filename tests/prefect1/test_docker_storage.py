@@ -618,6 +618,15 @@ def report():
     if os.environ.get("REPORT_FAIL"):
         print("about to fail", flush=True)
         raise RuntimeError("report asked to fail")
+    if os.environ.get("REPORT_LIMITS"):  # what the kernel enforces on this container (cgroup v1 or v2)
+        for name in ("memory/memory.limit_in_bytes", "memory.max", "pids/pids.max", "pids.max",
+                     "cpu/cpu.cfs_quota_us", "cpu.max"):
+            if os.path.exists("/sys/fs/cgroup/" + name):
+                print("limit", name, open("/sys/fs/cgroup/" + name).read().strip(), flush=True)
+    if os.environ.get("REPORT_HOG"):
+        print("allocating", flush=True)
+        hog = [bytearray(16 * 1024 * 1024) for _ in range(64)]  # 1 GiB, touched
+        print("allocated", len(hog), flush=True)
     if os.environ.get("REPORT_SLOW"):
         import time
 
@@ -867,3 +876,36 @@ def test_container_output_is_streamed_as_it_comes(built):
     first = next(t for t, line in seen if "first line, then a pause" in line)
     assert ended - first >= 1.5, f"the line arrived {ended - first:.2f}s before the end: not streamed"
     assert first > began
+
+
+def test_container_limits_are_enforced_and_an_out_of_memory_kill_is_named(built, tmp_path, monkeypatch):
+    """Issue 15: resource limits when asked (the agent's --container-memory/-cpus/-pids): the kernel enforces
+    them inside the container, and a flow killed for passing the memory limit is recorded as out of memory."""
+    from gitflows.agent import Agent
+    from gitflows.docker.runner import Limits
+    from gitflows.registry import FlowVersion, open_registry
+
+    runner = built.storage.get_env_runner("reporter")
+    runner.limits = Limits(memory="64m", cpus=0.5, pids=64)
+    result = runner.run({"REPORT_LIMITS": "1"}, timeout=300)
+    assert result.state == "success", (result.error, result.logs)
+    limits = dict(line.split()[1:3] for line in result.logs.splitlines() if line.startswith("limit "))
+    assert limits.get("memory/memory.limit_in_bytes", limits.get("memory.max")) == str(64 * 1024 * 1024), limits
+    assert limits.get("pids/pids.max", limits.get("pids.max")) == "64", limits
+    assert limits.get("cpu/cpu.cfs_quota_us", limits.get("cpu.max", "").split(" ")[0]) == "50000", limits
+
+    # through an agent: REPORT_HOG reaches the container as one of the storage's secrets, resolved by the agent
+    monkeypatch.setenv("REPORT_HOG", "1")
+    data = built.storage.serialize()
+    data["secrets"] = ["REPORT_HOG"]
+    url = str(tmp_path / "registry.db")
+    reg = open_registry(url)
+    reg.register(FlowVersion(name="reporter", version=0, storage=data, repo=None, path=None, requested_ref=None,
+                             sha=None, closure=[], fingerprint="fp", labels=[], state="confirmed", registered_at=0.0))
+    run = reg.create_run("reporter")
+    done = dict(Agent(url, poll=0.05, timeout=300, container_limits=Limits(memory="64m")).run(once=True))
+    finished = reg.get_run(run.id)
+    assert done[run.id] == "failed"
+    assert "out of memory (limits: memory 64 MiB)" in finished.error and "--container-memory" in finished.error
+    assert "allocating" in finished.logs and "allocated" not in finished.logs.replace("allocating", "")
+    assert built.client.containers(all=True, filters={"label": "io.gitflows.run-container"}) == []
