@@ -2,8 +2,10 @@
 
 Calling a task inside ``with Flow(...)`` does not run it: it adds a copy of the
 task to the flow and records where its arguments come from (other tasks, flow
-parameters, constants). ``flow.run()`` then runs the tasks in dependency order
-in this process.
+parameters, constants). ``task.map(...)`` adds a mapped copy: at run time, one
+child run per item of its mapped arguments (``unmapped(x)`` passes ``x`` whole).
+``flow.run()`` then runs the tasks on an executor (:mod:`gitflows.executors`;
+in this process, one after another, by default): see :mod:`gitflows.flowrun`.
 """
 
 from __future__ import annotations
@@ -17,8 +19,6 @@ import importlib
 import inspect
 import json
 import textwrap
-import time
-import traceback
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
@@ -91,15 +91,28 @@ class Task:
         return "task"
 
     def __call__(self, *args: Any, upstream_tasks: Iterable[Task] | None = None, **kwargs: Any) -> Task:
+        return self._add_copy(args, kwargs, upstream_tasks, mapped=False)
+
+    def map(self, *args: Any, upstream_tasks: Iterable[Task] | None = None, **kwargs: Any) -> Task:
+        """Add a mapped copy of this task to the flow being built (Prefect 1's ``task.map``): at run time it
+        runs once per item of its arguments — lists, tuples, other tasks' results, including another mapped
+        task's (child by child) — zipped, as many times as the shortest has items. ``unmapped(value)`` passes
+        a value whole to every child. A normal task given this task's result gets the list of the children's
+        results (a reduce)."""
+        return self._add_copy(args, kwargs, upstream_tasks, mapped=True)
+
+    def _add_copy(self, args: tuple[Any, ...], kwargs: dict[str, Any], upstream_tasks: Iterable[Task] | None,
+                  mapped: bool) -> Task:
         flow = _active_flow.get()
         if flow is None:
+            call = f"{self.name}.map(...)" if mapped else f"{self.name}(...)"
             raise FlowRunError(
-                f"task {self.name!r} was called outside a `with Flow(...)` block; "
+                f"task {self.name!r} was called ({call}) outside a `with Flow(...)` block; "
                 f"use {self.name}.run(...) to call its function directly"
             )
         node = copy.copy(self)
         flow.add_task(node)
-        flow._bind(node, args, kwargs)
+        flow._bind(node, args, kwargs, mapped=mapped)
         for upstream in upstream_tasks or ():
             flow.add_edge(upstream, node)
         return node
@@ -149,16 +162,38 @@ def task(
     return Task(fn, name=name, max_retries=max_retries, retry_delay=retry_delay, tags=tags)
 
 
+class unmapped:  # noqa: N801 - Prefect 1's name
+    """Pass *value* whole to every child of a mapped task: ``add.map(x=[1, 2, 3], y=unmapped(10))``."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return f"unmapped({self.value!r})"
+
+
+class _Mapped:
+    """A mapped task's argument that is iterated child by child (inside the flow's recorded arguments)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
 class Edge:
-    """Data or ordering dependency: *downstream* runs after *upstream* (and gets its result as *key*)."""
+    """Data or ordering dependency: *downstream* runs after *upstream* (and gets its result as *key*);
+    *mapped*: the downstream task maps over the upstream's result."""
 
-    __slots__ = ("upstream", "downstream", "key")
+    __slots__ = ("upstream", "downstream", "key", "mapped")
 
-    def __init__(self, upstream: Task, downstream: Task, key: str | None = None) -> None:
-        self.upstream, self.downstream, self.key = upstream, downstream, key
+    def __init__(self, upstream: Task, downstream: Task, key: str | None = None, mapped: bool = False) -> None:
+        self.upstream, self.downstream, self.key, self.mapped = upstream, downstream, key, bool(mapped)
 
-    def _ident(self) -> tuple[int, int, str | None]:
-        return (id(self.upstream), id(self.downstream), self.key)
+    def _ident(self) -> tuple[int, int, str | None, bool]:
+        return (id(self.upstream), id(self.downstream), self.key, self.mapped)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Edge) and self._ident() == other._ident()
@@ -167,19 +202,36 @@ class Edge:
         return hash(self._ident())
 
     def __repr__(self) -> str:
-        return f"<Edge {self.upstream.name} -> {self.downstream.name} ({self.key})>"
+        return f"<Edge {self.upstream.name} -> {self.downstream.name} ({self.key}){' mapped' if self.mapped else ''}>"
 
 
 class TaskState:
-    """What happened to one task: ``Success``, ``Failed`` or ``Skipped``."""
+    """What happened to one task: ``Success``, ``Failed`` or ``Skipped``; a mapped task is ``Mapped`` (a
+    success, as in Prefect 1) with one state per child in ``map_states`` and their results as ``result``.
+    ``worker`` names the Dask worker that ran it (None in this process)."""
 
     def __init__(self, state: str, result: Any = None, message: str = "", attempts: int = 0,
-                 exception: BaseException | None = None) -> None:
+                 exception: BaseException | None = None, map_states: list[TaskState] | None = None) -> None:
         self.state, self.result, self.message, self.attempts = state, result, message, attempts
         self.exception = exception
+        self.map_states = map_states
+        self.worker: str | None = None
 
     def is_successful(self) -> bool:
-        return self.state == "Success"
+        return self.state in ("Success", "Mapped")
+
+    def is_mapped(self) -> bool:
+        return self.state == "Mapped"
+
+    def all_successful(self) -> bool:
+        """Successful, and so is every mapped child."""
+        return self.is_successful() and all(s.all_successful() for s in self.map_states or ())
+
+    def __getstate__(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update({"map_states": None, "worker": None, **state})
 
     def is_failed(self) -> bool:
         return self.state == "Failed"
@@ -197,8 +249,9 @@ class FlowState:
     def __init__(self, flow: Flow, result: dict[str, TaskState]) -> None:
         self.flow_name = flow.name
         self.result = result
-        self.state = "Success" if all(s.is_successful() for s in result.values()) else "Failed"
+        self.state = "Success" if all(s.all_successful() for s in result.values()) else "Failed"
         failed = [n for n, s in result.items() if s.is_failed()]
+        failed += [f"{n}[{i}]" for n, s in result.items() for i, c in enumerate(s.map_states or ()) if c.is_failed()]
         self.message = f"tasks failed: {', '.join(failed)}" if failed else "all tasks succeeded"
 
     def is_successful(self) -> bool:
@@ -247,6 +300,9 @@ class Flow:
         self.storage = storage
         self.run_config = kwargs.pop("run_config", None)
         self.schedule = kwargs.pop("schedule", None)
+        #: where flow.run() runs the tasks when not told (gitflows.executors; None: GITFLOWS_EXECUTOR, else local)
+        self.executor = kwargs.pop("executor", None)
+        self._mapped: set[Task] = set()
         self.extra = kwargs
         #: a set, as in Prefect 1 (``flow.tasks == {t1, t2}``); the order tasks were added is kept in _slugs
         self.tasks: set[Task] = set()
@@ -290,10 +346,10 @@ class Flow:
         self.tasks.add(t)
         return t
 
-    def add_edge(self, upstream: Task, downstream: Task, key: str | None = None) -> Edge:
+    def add_edge(self, upstream: Task, downstream: Task, key: str | None = None, mapped: bool = False) -> Edge:
         self.add_task(upstream)
         self.add_task(downstream)
-        edge = Edge(upstream, downstream, key)
+        edge = Edge(upstream, downstream, key, mapped)
         self.edges.add(edge)
         return edge
 
@@ -309,7 +365,7 @@ class Flow:
         if keyword_tasks:
             self._bind(task, (), dict(keyword_tasks))
 
-    def _bind(self, node: Task, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    def _bind(self, node: Task, args: tuple[Any, ...], kwargs: dict[str, Any], mapped: bool = False) -> None:
         if node.fn is not None:
             try:
                 bound = inspect.signature(node.fn).bind_partial(*args, **kwargs)
@@ -331,8 +387,18 @@ class Flow:
             if args:
                 raise FlowRunError(f"task {node.name!r} takes keyword arguments only")
             named = dict(kwargs)
+        if mapped:
+            self._mapped.add(node)
         for key, value in named.items():
-            self._args[node][key] = self._capture(value, node, key)
+            if isinstance(value, unmapped):
+                self._args[node][key] = self._capture(value.value, node, key)
+            elif mapped and isinstance(value, Task):
+                self.add_edge(value, node, key, mapped=True)
+                self._args[node][key] = _Mapped(_TaskRef(value))
+            elif mapped:
+                self._args[node][key] = _Mapped(self._capture(value, node, key))
+            else:
+                self._args[node][key] = self._capture(value, node, key)
 
     def _capture(self, value: Any, node: Task, key: str) -> Any:
         if isinstance(value, Task):
@@ -347,6 +413,14 @@ class Flow:
     # -- inspecting -------------------------------------------------------------
     def slug(self, t: Task) -> str:
         return self._slugs[t]
+
+    def is_mapped(self, t: Task) -> bool:
+        """Whether *t* was added with ``task.map(...)``."""
+        return t in getattr(self, "_mapped", ())
+
+    def task_args(self, t: Task) -> dict[str, Any]:
+        """The arguments recorded for *t* (task references and mapped markers inside)."""
+        return self._args[t]
 
     def _ordered(self) -> list[Task]:
         """Tasks in the order they were added (``flow.tasks`` is a set, as in Prefect 1)."""
@@ -429,13 +503,15 @@ class Flow:
                 entry["function"] = getattr(t.fn, "__qualname__", None) if t.fn else type(t).__qualname__
                 entry["source"] = t.source_digest
                 entry["max_retries"] = t.max_retries
-                constants = {k: _jsonable(v) for k, v in self._args[t].items() if not _has_ref(v)}
+                if self.is_mapped(t):  # only mapped tasks carry it: other fingerprints stay as they were
+                    entry["mapped"] = True
+                constants = {k: _jsonable(_unwrap(v)) for k, v in self._args[t].items() if not _has_ref(v)}
                 if constants:
                     entry["constants"] = constants
             tasks.append(entry)
         edges = sorted(
-            ({"upstream": self.slug(e.upstream), "downstream": self.slug(e.downstream), "key": e.key}
-             for e in self.edges),
+            ({"upstream": self.slug(e.upstream), "downstream": self.slug(e.downstream), "key": e.key,
+              **({"mapped": True} if e.mapped else {})} for e in self.edges),
             key=lambda e: (e["upstream"], e["downstream"], e["key"] or ""),
         )
         parameters = sorted(
@@ -494,8 +570,13 @@ class Flow:
         version = register_flow(self, labels=labels, build=build)
         return f"{self.name}:v{version.version}"
 
-    def run(self, parameters: Mapping[str, Any] | None = None) -> FlowState | None:
-        """Run every task in dependency order in this process and return the flow's state.
+    def run(self, parameters: Mapping[str, Any] | None = None, executor: Any = None,
+            **kwargs: Any) -> FlowState | None:
+        """Run every task and return the flow's state. *executor* (else ``flow.executor``, else the
+        ``GITFLOWS_EXECUTOR`` setting an agent passes, else :class:`~gitflows.executors.LocalExecutor`)
+        decides where: in this process one after another, or on Dask (:mod:`gitflows.executors`).
+        Prefect 1's other ``run`` options (``run_on_schedule``, ``runner_cls``, ...) are accepted and
+        ignored.
 
         Called while gitflows is loading the flow's script (a bare ``flow.run()`` at the bottom of a
         Prefect 1 flow file), it warns and returns None without running, as Prefect 1 did.
@@ -504,46 +585,23 @@ class Flow:
             warnings.warn(f"flow {self.name!r}: flow.run() was called while its script was being loaded; gitflows "
                           "skips it (guard it with `if __name__ == \"__main__\":`)", UserWarning, stacklevel=2)
             return None
-        values = self._check_parameters(dict(parameters or {}))
-        states: dict[int, TaskState] = {}
-        for t in self.sorted_tasks():
-            slug = self.slug(t)
-            bad = [self.slug(u) for u in self.upstream_tasks(t) if not states[id(u)].is_successful()]
-            if bad:
-                states[id(t)] = TaskState("Skipped", message=f"upstream task(s) did not succeed: {', '.join(sorted(bad))}")
-                log.info("task %s skipped: upstream %s did not succeed", slug, ", ".join(sorted(bad)))
-                continue
-            if isinstance(t, Parameter):
-                states[id(t)] = TaskState("Success", result=values[t.name], attempts=0)
-                continue
-            kwargs = {k: _resolve(v, states) for k, v in self._args[t].items()}
-            states[id(t)] = self._run_task(t, slug, kwargs)
-        return FlowState(self, {self.slug(t): states[id(t)] for t in self._ordered()})
+        from gitflows.flowrun import choose_executor, run_flow
 
-    def _run_task(self, t: Task, slug: str, kwargs: dict[str, Any]) -> TaskState:
-        attempts = 0
-        while True:
-            attempts += 1
-            try:
-                result = t.run(**kwargs)
-            except Exception as exc:
-                message = f"{type(exc).__name__}: {exc}"
-                if attempts <= t.max_retries:
-                    log.warning("task %s failed (attempt %d of %d), retrying in %.2fs: %s",
-                                slug, attempts, t.max_retries + 1, t.retry_delay, message)
-                    time.sleep(t.retry_delay)
-                    continue
-                log.error("task %s failed after %d attempt(s): %s", slug, attempts, message)
-                log.debug("task %s traceback:\n%s", slug, traceback.format_exc())
-                return TaskState("Failed", message=message, attempts=attempts, exception=exc)
-            log.info("task %s succeeded (attempt %d)", slug, attempts)
-            return TaskState("Success", result=result, attempts=attempts)
+        values = self._check_parameters(dict(parameters or {}))
+        states = run_flow(self, values, choose_executor(executor, self.executor))
+        return FlowState(self, {self.slug(t): states[id(t)] for t in self._ordered()})
 
     def __repr__(self) -> str:
         return f"<Flow: name={self.name!r}, tasks={len(self.tasks)}>"
 
 
+def _unwrap(value: Any) -> Any:
+    return value.value if isinstance(value, _Mapped) else value
+
+
 def _has_ref(value: Any) -> bool:
+    if isinstance(value, _Mapped):
+        return _has_ref(value.value)
     if isinstance(value, _TaskRef):
         return True
     if isinstance(value, list | tuple):
