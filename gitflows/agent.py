@@ -37,7 +37,7 @@ class Agent:
     def __init__(self, registry_url: str | None = None, labels: list[str] | None = None, concurrency: int = 1,
                  lease: float = 30.0, heartbeat: float | None = None, timeout: float = 3600.0, poll: float = 1.0,
                  confirm_grace: float = 600.0, name: str | None = None, echo: bool = False,
-                 warm: bool = False, container_limits: Limits | None = None) -> None:
+                 warm: bool = False, container_limits: Limits | None = None, executor: str | None = None) -> None:
         self.url = registry_url
         self.labels = set(labels or [])
         self.concurrency = max(1, concurrency)
@@ -51,6 +51,8 @@ class Agent:
         self.echo = echo
         self.warm = warm  # fork each run's child from a warm worker (storage.runner: imports done once)
         self.container_limits = container_limits  # gitflows.docker.runner.Limits for runs in containers
+        #: where flows without an executor of their own run their tasks (gitflows.executors.from_spec text)
+        self.executor = executor
         self.stopping = threading.Event()
         self._local = threading.local()
         self.done: list[tuple[int, str]] = []
@@ -288,7 +290,8 @@ class Agent:
             runner.labels.update({"io.gitflows.run": str(run.id), "io.gitflows.agent": self.name})
         if self.container_limits is not None and hasattr(runner, "limits"):
             runner.limits = self.container_limits
-        outcome = runner.run(timeout=self.timeout, tick=lambda: self._heartbeat(run),
+        env = {"GITFLOWS_EXECUTOR": self.executor} if self.executor else None
+        outcome = runner.run(env, timeout=self.timeout, tick=lambda: self._heartbeat(run),
                              tick_every=self.heartbeat_every, keepalive=0.9 * self.lease)
         return outcome.state, outcome.error, outcome.logs, outcome.lost
 

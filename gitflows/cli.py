@@ -505,8 +505,12 @@ def _confirm_visible(registry: Registry, hook: bool) -> None:
               "memory.")
 @click.option("--container-cpus", type=float, metavar="N", help="CPUs each run's container may use, e.g. 1.5.")
 @click.option("--container-pids", type=int, metavar="N", help="Most processes each run's container may start.")
+@click.option("--executor", metavar="SPEC", help="Where flows without an executor of their own run their tasks: "
+              "local (the default), local-dask[:threads|processes[:N]], or a Dask scheduler address such as "
+              "tcp://10.0.0.5:8786 (docs/executors.md).")
 def agent(labels: tuple[str, ...], concurrency: int, once: bool, lease: float, timeout: float, poll: float,
-          warm: bool, container_memory: str | None, container_cpus: float | None, container_pids: int | None) -> None:
+          warm: bool, container_memory: str | None, container_cpus: float | None, container_pids: int | None,
+          executor: str | None) -> None:
     """Claim due runs from the registry and run each flow at its pinned commit, in a child process.
 
     Each flow is loaded through its storage (cache first), every file checked against the registered
@@ -520,8 +524,12 @@ def agent(labels: tuple[str, ...], concurrency: int, once: bool, lease: float, t
 
         limits = Limits(memory=container_memory, cpus=container_cpus, pids=container_pids)
         limits.host_config()  # a bad value stops the agent here, naming it
+    if executor is not None:
+        from gitflows.executors import from_spec
+
+        from_spec(executor)  # a bad spec stops the agent here, naming it
     done = Agent(labels=list(labels), concurrency=concurrency, lease=lease, timeout=timeout, poll=poll,
-                 echo=True, warm=warm, container_limits=limits).run(once=once)
+                 echo=True, warm=warm, container_limits=limits, executor=executor).run(once=once)
     failed = [r for r, state in done if state != "success"]
     if once and failed:
         sys.exit(EXIT_PROBLEMS)

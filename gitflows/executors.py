@@ -133,10 +133,12 @@ class LocalDaskExecutor(Executor):
         queued = [h for h in self._queued if not h.done]
         self._queued = []
         if queued:
-            import dask
+            from dask.base import compute
+            from dask.delayed import delayed
 
-            calls = [dask.delayed(_call, pure=False)(h.fn, *h.args) for h in queued]
-            values = dask.compute(*calls, scheduler=self.scheduler, num_workers=self.slots(), **self.dask_kwargs)
+            calls = [delayed(_call, pure=False)(h.fn, *h.args) for h in queued]
+            values = compute(*calls, scheduler=self.scheduler, num_workers=self.slots(),  # type: ignore[no-untyped-call]
+                             **self.dask_kwargs)
             for handle, value in zip(queued, values, strict=True):
                 handle.done, handle.value = True, value
         return [h for h in handles if h.done]

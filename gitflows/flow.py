@@ -591,6 +591,17 @@ class Flow:
         states = run_flow(self, values, choose_executor(executor, self.executor))
         return FlowState(self, {self.slug(t): states[id(t)] for t in self._ordered()})
 
+    def visualize(self, flow_state: FlowState | None = None, filename: str | None = None,
+                  format: str | None = None) -> Any:
+        """The flow graph as a ``graphviz.Digraph`` (Prefect 1's ``flow.visualize``): tasks, edges, mapped
+        tasks and edges marked, coloured by *flow_state* when given. With *filename*, also written to
+        ``filename.<format>`` (``svg`` by default; ``png``, ``pdf``, ...). Prefect 1 opened a viewer; gitflows
+        never does (agents and CI have no display): display the returned graph in a notebook, or give a
+        filename. See :mod:`gitflows.visualize`."""
+        from gitflows.visualize import render
+
+        return render(self, flow_state, filename, format)
+
     def __repr__(self) -> str:
         return f"<Flow: name={self.name!r}, tasks={len(self.tasks)}>"
 
