@@ -243,12 +243,33 @@ class TaskState:
         return f"<{self.state}: {self.message}>" if self.message else f"<{self.state}>"
 
 
+class _ByTask(dict[str, "TaskState"]):
+    """Task states by task name, also looked up by the task itself: ``state.result[my_task]`` (Prefect 1)."""
+
+    def __init__(self, states: dict[str, TaskState], slugs: dict[int, str]) -> None:
+        super().__init__(states)
+        self._slugs = slugs
+
+    def _key(self, key: object) -> object:
+        return self._slugs.get(id(key), getattr(key, "name", key)) if isinstance(key, Task) else key
+
+    def __getitem__(self, key: object) -> TaskState:
+        return super().__getitem__(self._key(key))  # type: ignore[index]
+
+    def __contains__(self, key: object) -> bool:
+        return super().__contains__(self._key(key))
+
+    def get(self, key: object, default: Any = None) -> Any:  # type: ignore[override]
+        return super().get(self._key(key), default)  # type: ignore[call-overload]
+
+
 class FlowState:
-    """The outcome of :meth:`Flow.run`. ``state.result`` maps task names to :class:`TaskState`."""
+    """The outcome of :meth:`Flow.run`. ``state.result`` maps task names (or the tasks themselves) to
+    :class:`TaskState`; a mapped child that failed fails the flow, as in Prefect 1."""
 
     def __init__(self, flow: Flow, result: dict[str, TaskState]) -> None:
         self.flow_name = flow.name
-        self.result = result
+        self.result = _ByTask(result, {id(t): flow.slug(t) for t in flow.tasks})
         self.state = "Success" if all(s.all_successful() for s in result.values()) else "Failed"
         failed = [n for n, s in result.items() if s.is_failed()]
         failed += [f"{n}[{i}]" for n, s in result.items() for i, c in enumerate(s.map_states or ()) if c.is_failed()]
@@ -261,11 +282,6 @@ class FlowState:
         return self.state == "Failed"
 
     def __getitem__(self, key: str | Task) -> TaskState:
-        if isinstance(key, Task):
-            for name, _ in self.result.items():
-                if name == key.name:
-                    return self.result[name]
-            key = key.name
         try:
             return self.result[key]
         except KeyError:

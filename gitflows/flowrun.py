@@ -311,11 +311,12 @@ class _Runner:
             value = state.result
         else:
             value = _resolve(value, self.states)
-        try:
-            return [(item, "") for item in value]
-        except TypeError:
-            raise FlowRunError(f"task {self.flow.slug(t)!r} maps over argument {key!r}, which is not iterable "
-                               f"({type(value).__name__}); wrap it in unmapped(...) to pass it whole") from None
+        if isinstance(value, Mapping | set | frozenset) or not hasattr(value, "__getitem__") \
+                or not hasattr(value, "__len__"):
+            raise FlowRunError(f"task {self.flow.slug(t)!r} maps over argument {key!r}, which is not a sequence "
+                               f"({type(value).__name__}); map over a list, or wrap it in unmapped(...) to pass it "
+                               "whole")
+        return [(value[i], "") for i in range(len(value))]
 
     def _submit(self, node: _Node, calls: list[Call], indices: list[int | None]) -> None:
         if self.remote:

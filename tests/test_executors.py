@@ -166,8 +166,8 @@ def test_mapping_over_something_not_iterable_fails_that_task_saying_what_to_do()
         add.map(5, y=unmapped(1))
     state = flow.run()
     assert state.result["add"].is_failed()
-    assert "task 'add' maps over argument 'x', which is not iterable (int); wrap it in unmapped(...)" \
-        in state.result["add"].message
+    assert "task 'add' maps over argument 'x', which is not a sequence (int); map over a list, or wrap it in " \
+           "unmapped(...)" in state.result["add"].message
 
 
 def test_mapping_over_nothing_is_an_empty_mapped_state():
@@ -269,3 +269,30 @@ def test_visualize_draws_mapped_tasks_and_states(tmp_path):
     assert (tmp_path / "graph.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ConfigurationError, match="format='jpeg2'"):
         flow.visualize(filename=str(tmp_path / "x"), format="jpeg2")
+
+
+def test_prefect_1s_own_map_reduce_example_runs_unchanged_but_for_the_import():
+    """examples/old/map_reduce.py from Prefect 1's repository, with `from prefect` made `from gitflows`."""
+    from gitflows import Flow, task
+
+    @task
+    def numbers_task():
+        return [1, 2, 3]
+
+    @task
+    def map_task(x):
+        return x + 1
+
+    @task
+    def reduce_task(x):
+        return sum(x)
+
+    with Flow("Map / Reduce 🤓") as flow:
+        numbers = numbers_task()
+        first_map = map_task.map(numbers)
+        second_map = map_task.map(first_map)
+        reduction = reduce_task(second_map)
+
+    state = flow.run()
+    assert state.result[reduction].result == 12
+    assert state.result[first_map].is_mapped() and [s.result for s in state.result[second_map].map_states] == [3, 4, 5]
