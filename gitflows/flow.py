@@ -259,7 +259,7 @@ class _ByTask(dict[str, "TaskState"]):
     def __contains__(self, key: object) -> bool:
         return super().__contains__(self._key(key))
 
-    def get(self, key: object, default: Any = None) -> Any:  # type: ignore[override]
+    def get(self, key: object, default: Any = None) -> Any:
         return super().get(self._key(key), default)  # type: ignore[call-overload]
 
 
