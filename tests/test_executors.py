@@ -296,3 +296,13 @@ def test_prefect_1s_own_map_reduce_example_runs_unchanged_but_for_the_import():
     state = flow.run()
     assert state.result[reduction].result == 12
     assert state.result[first_map].is_mapped() and [s.result for s in state.result[second_map].map_states] == [3, 4, 5]
+
+
+def test_the_agent_refuses_a_bad_executor_before_it_starts(tmp_path):
+    from .test_cli import run_cli
+
+    result = run_cli("agent", "--once", "--executor", "dask-cluster-please",
+                     env={"GITFLOWS_REGISTRY": str(tmp_path / "registry.db")})
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "executor 'dask-cluster-please': expected local, local-dask[:threads|processes[:N]]" in result.stderr
+    assert "--executor" in run_cli("agent", "--help").stdout

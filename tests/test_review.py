@@ -331,3 +331,15 @@ def test_reports_show_no_absolute_path_of_the_reviewer(repo, tmp_path):
         assert "boom" in result.stdout
         assert str(tmp_path) not in result.stdout and "/root" not in result.stdout, result.stdout
         assert ".cache" not in result.stdout and "gitflows/" not in result.stdout.replace("gitflows diff", "")
+
+
+def test_mapping_a_task_shows_as_its_edge_becoming_mapped(repo):
+    """Issue 16: `load(extract(n))` -> `load.map(extract(n))` changes what runs (one load per row), so the diff
+    says so: the edge removed and added again as mapped, and a new fingerprint."""
+    commit(repo.path, {"flows/etl.py": ETL.replace("    load(extract(", "    load.map(extract(")}, "map load")
+    code, report = report_of(repo, repo.base)
+    etl = {f["name"]: f for f in report["flows"]}["etl"]
+    assert code == 1
+    assert etl["edges"] == {"added": [["extract", "load", "rows, mapped"]], "removed": [["extract", "load", "rows"]]}
+    text = run_cli("diff", repo.base, cwd=repo.path).stdout
+    assert "edge extract -> load (rows, mapped)" in text and "edge extract -> load (rows)" in text
