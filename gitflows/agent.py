@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from gitflows.docker.runner import Limits
 
 from gitflows.errors import FlowNotFoundError, GitflowsError
+from gitflows.outcome import RunResult, Tail
 from gitflows.redact import get_logger, redact
 from gitflows.register import remote_status
 from gitflows.registry import FlowVersion, Registry, Run, open_registry
@@ -81,6 +82,7 @@ class Agent:
                 for run_id in [r for r, f in in_hand.items() if f.done()]:
                     in_hand.pop(run_id).result()
                 self._reap()
+                self._seen()
                 self._schedule()
                 free = self.concurrency - len(in_hand)
                 try:
@@ -110,6 +112,19 @@ class Agent:
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
+
+    def _seen(self) -> None:
+        """Say in the registry that this agent is alive (at most every 5 s): the web page lists live agents."""
+        now = time.monotonic()
+        if now - getattr(self, "_seen_at", -10.0) < 5.0:
+            return
+        self._seen_at = now
+        try:
+            self.registry().agent_seen(self.name, sorted(self.labels))
+        except SchemaTooNewError:
+            raise
+        except GitflowsError as exc:
+            log.warning("could not record this agent as seen: %s", exc)
 
     def _reap(self) -> None:
         try:
@@ -248,13 +263,14 @@ class Agent:
             self.say(f"run {run.id}: no longer ours before it started (its lease expired); left to its new agent")
             return "dropped"
         self.say(f"run {run.id}: {run.flow_name} v{run.version} at {version.sha or '-'} (attempt {run.attempts})")
-        state, error, logs, lost = self._child(run, version.storage)
+        outcome = self._child(run, version.storage)
+        state, error, logs, lost = outcome.state, outcome.error, outcome.logs, outcome.lost
         if lost:
             self.say(f"run {run.id}: no longer ours (its lease expired and it was taken over); its processes "
                      "were killed and nothing is recorded")
             return "dropped"
         try:
-            recorded = reg.finish(run.id, self.name, state, error, logs)
+            recorded = reg.finish(run.id, self.name, state, error, logs, outcome.tasks or None)
         except Exception as exc:  # noqa: BLE001 - the outcome could not be stored: store why, go on
             return self._give_up(run, f"the run ended {state} but the agent could not record its outcome "
                                       f"({_one_line(exc)})")
@@ -267,18 +283,20 @@ class Agent:
         self.done.append((run.id, state))
         return state
 
-    def _heartbeat(self, run: Run) -> bool | None:
-        """Extend the run's lease: True when extended, False when the run is no longer ours, None when the
-        registry could not be reached (it reconnects; the child ends itself if the lease runs out)."""
+    def _heartbeat(self, run: Run, tail: Tail | None = None) -> bool | None:
+        """Extend the run's lease and store its output so far (*tail*): True when extended, False when the run
+        is no longer ours, None when the registry could not be reached (it reconnects; the child ends itself if
+        the lease runs out)."""
         try:
-            return self.registry().heartbeat(run.id, self.name)
+            return self.registry().heartbeat(run.id, self.name, redact(tail.text()) if tail is not None else None)
         except GitflowsError as exc:
             log.warning("run %s: heartbeat failed: %s", run.id, exc)
             return None
 
-    def _child(self, run: Run, storage: dict[str, object]) -> tuple[str, str | None, str, bool]:
+    def _child(self, run: Run, storage: dict[str, object]) -> RunResult:
         """Run the flow through its storage's env runner (a child process; a container for Docker): the agent
-        does not special-case storages."""
+        does not special-case storages. Its output so far is stored with each heartbeat (the web page shows
+        it while the run goes on)."""
         from gitflows.storage import from_dict
 
         _learn_secrets(storage)
@@ -291,9 +309,11 @@ class Agent:
         if self.container_limits is not None and hasattr(runner, "limits"):
             runner.limits = self.container_limits
         env = {"GITFLOWS_EXECUTOR": self.executor} if self.executor else None
-        outcome = runner.run(env, timeout=self.timeout, tick=lambda: self._heartbeat(run),
-                             tick_every=self.heartbeat_every, keepalive=0.9 * self.lease)
-        return outcome.state, outcome.error, outcome.logs, outcome.lost
+        tail = Tail(MAX_LOG)
+        result: RunResult = runner.run(env, timeout=self.timeout, tick=lambda: self._heartbeat(run, tail),
+                                       tick_every=self.heartbeat_every, keepalive=0.9 * self.lease,
+                                       echo=lambda line: tail.add(line + "\n"))
+        return result
 
 
 def _one_line(exc: BaseException) -> str:

@@ -286,6 +286,7 @@ def _register_script(registry: Registry, snap: Snapshot, script: str, closure: l
         return [Outcome("?", script, None, False, f"not registered: {result.error}")]
     executed = {f["name"]: f["fingerprint"] for f in result.flows}
     schedules = {f["name"]: f["structure"].get("schedule") for f in result.flows}
+    structures = {f["name"]: f["structure"] for f in result.flows}
     outcomes = []
     for sf in info.flows:
         if sf.name is None:
@@ -323,7 +324,7 @@ def _register_script(registry: Registry, snap: Snapshot, script: str, closure: l
         version = FlowVersion(name=sf.name, version=0, storage=data, repo=getattr(storage, "repo", None),
                               path=script, requested_ref=storage.requested_ref, sha=snap.sha, closure=closure,
                               fingerprint=fingerprint, labels=storage.labels, state=state, registered_at=0.0,
-                              schedule=schedules.get(sf.name))
+                              schedule=schedules.get(sf.name), structure=structures.get(sf.name))
         current, created = registry.register(version)
         note = "registered" if created else "unchanged"
         outcomes.append(Outcome(sf.name, script, current.version, created,
@@ -413,7 +414,7 @@ def register_flow(flow: Any, labels: Iterable[str] | None = None, build: bool = 
         path=storage.flows.get(flow.name), requested_ref=repo_storage.requested_ref if repo_storage is not None else None,
         sha=repo_storage.sha if repo_storage is not None else None, closure=closure, fingerprint=fingerprint,
         labels=sorted(set(storage.labels) | set(labels or [])), state="confirmed", registered_at=0.0,
-        schedule=flow.structure().get("schedule"))
+        schedule=flow.structure().get("schedule"), structure=flow.structure())
     from gitflows.registry import open_registry
 
     current, created = open_registry(registry_url).register(version)

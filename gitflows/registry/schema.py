@@ -78,6 +78,17 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             paused_at DOUBLE PRECISION NOT NULL
         )""",
     ]),
+    (4, "for the web page: a version's flow graph, a run's task states, agents seen, cancelled runs", [
+        "ALTER TABLE flow_versions ADD COLUMN structure TEXT",
+        "ALTER TABLE runs ADD COLUMN tasks TEXT",
+        """CREATE TABLE IF NOT EXISTS agents (
+            name TEXT PRIMARY KEY,
+            labels TEXT NOT NULL,
+            started_at DOUBLE PRECISION NOT NULL,
+            last_seen DOUBLE PRECISION NOT NULL
+        )""",
+        "CREATE INDEX IF NOT EXISTS runs_flow_id ON runs (flow_name, id)",
+    ]),
 ]
 
 CURRENT = MIGRATIONS[-1][0]

@@ -32,7 +32,7 @@ _P = ParamSpec("_P")
 _T = TypeVar("_T")
 
 RUN_STATES = ("scheduled", "claimed", "running", "success", "failed", "lost")
-FINISHED = ("success", "failed", "lost")
+FINISHED = ("success", "failed", "lost", "cancelled")
 
 @dataclass
 class FlowVersion:
@@ -51,6 +51,7 @@ class FlowVersion:
     max_attempts: int = 2
     unreadable: str | None = None  # why the stored row could not be read (then storage etc. are empty)
     schedule: dict[str, Any] | None = None  # Schedule.to_dict() of a scheduled flow
+    structure: dict[str, Any] | None = None  # Flow.structure(): tasks, edges, parameters (the graph)
 
 
 @dataclass
@@ -74,6 +75,17 @@ class Run:
     unreadable: str | None = None  # why the stored row could not be read (then parameters are empty)
     lease: float | None = None  # seconds without a heartbeat after which the run is reaped (set by claim)
     slot: str | None = None  # the schedule slot a scheduled run was created for (unique per flow)
+    tasks: dict[str, str] | None = None  # each task's final state (a mapped task: "Mapped")
+
+
+@dataclass
+class Agent:
+    """An agent as it last reported itself (every poll)."""
+
+    name: str
+    labels: list[str]
+    started_at: float
+    last_seen: float
 
 
 class UnreadableRowError(GitflowsError):
@@ -297,12 +309,13 @@ class Registry:
                 version.version = (latest.version + 1) if latest else 1
                 version.registered_at = time.time()
                 self._exec("INSERT INTO flow_versions (name, version, storage, repo, path, requested_ref, sha, closure, "
-                           "fingerprint, labels, state, max_attempts, registered_at, schedule) "
-                           "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                           "fingerprint, labels, state, max_attempts, registered_at, schedule, structure) "
+                           "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                            (version.name, version.version, json.dumps(version.storage), version.repo, version.path,
                             version.requested_ref, version.sha, json.dumps(version.closure), version.fingerprint,
                             json.dumps(version.labels), version.state, version.max_attempts, version.registered_at,
-                            json.dumps(version.schedule) if version.schedule is not None else None))
+                            json.dumps(version.schedule) if version.schedule is not None else None,
+                            json.dumps(version.structure) if version.structure is not None else None))
                 return version, True
 
         return self._reconnecting(self._retry, attempt)
@@ -322,12 +335,17 @@ class Registry:
             return FlowVersion(name=row[0], version=row[1], storage={}, repo=row[3], path=row[4], requested_ref=row[5],
                                sha=row[6], closure=[], fingerprint=row[8], labels=[], state=row[10],
                                max_attempts=row[11], registered_at=row[12], unreadable=str(exc))
+        try:  # the graph is for display: an unreadable one is left out, the version still runs
+            structure = _json_column("structure", row[14], dict) if row[14] is not None else None
+        except UnreadableRowError:
+            structure = None
         return FlowVersion(name=row[0], version=row[1], storage=storage, repo=row[3], path=row[4],
                            requested_ref=row[5], sha=row[6], closure=closure, fingerprint=row[8], labels=labels,
-                           state=row[10], max_attempts=row[11], registered_at=row[12], schedule=schedule)
+                           state=row[10], max_attempts=row[11], registered_at=row[12], schedule=schedule,
+                           structure=structure)
 
     _VCOLS = ("name, version, storage, repo, path, requested_ref, sha, closure, fingerprint, labels, state, "
-              "max_attempts, registered_at, schedule")
+              "max_attempts, registered_at, schedule, structure")
 
     def latest(self, name: str) -> FlowVersion | None:
         row = self._exec(f"SELECT {self._VCOLS} FROM flow_versions WHERE name = ? ORDER BY version DESC LIMIT 1",
@@ -385,17 +403,21 @@ class Registry:
 
     # -- runs -------------------------------------------------------------------------
     _RCOLS = ("id, flow_name, version, parameters, state, attempts, max_attempts, agent, heartbeat, created_at, due_at, "
-              "started_at, finished_at, error, logs, lease, slot")
+              "started_at, finished_at, error, logs, lease, slot, tasks")
 
     def _run(self, row: Sequence[Any]) -> Run:
         try:
             parameters, unreadable = _json_column("parameters", row[3], dict), None
         except UnreadableRowError as exc:
             parameters, unreadable = {}, str(exc)
+        try:
+            tasks = _json_column("tasks", row[17], dict) if row[17] is not None else None
+        except UnreadableRowError:
+            tasks = None
         return Run(id=row[0], flow_name=row[1], version=row[2], parameters=parameters, state=row[4],
                    attempts=row[5], max_attempts=row[6], agent=row[7], heartbeat=row[8], created_at=row[9],
                    due_at=row[10], started_at=row[11], finished_at=row[12], error=row[13], logs=row[14],
-                   lease=row[15], slot=row[16], unreadable=unreadable)
+                   lease=row[15], slot=row[16], unreadable=unreadable, tasks=tasks)
 
     def create_run(self, name: str, version: int | None = None, parameters: dict[str, Any] | None = None) -> Run:
         v = self.get_version(name, version)
@@ -441,13 +463,54 @@ class Registry:
             raise NotFoundError(f"run {run_id} is not in {self.dialect.describe()}")
         return self._run(row)
 
-    def runs(self, name: str | None = None, limit: int = 1000) -> list[Run]:
-        if name:
-            rows = self._exec(f"SELECT {self._RCOLS} FROM runs WHERE flow_name = ? ORDER BY id DESC LIMIT ?",
-                              (name, limit)).fetchall()
-        else:
-            rows = self._exec(f"SELECT {self._RCOLS} FROM runs ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+    def runs(self, name: str | None = None, limit: int = 1000, offset: int = 0, state: str | None = None) -> list[Run]:
+        """Runs, newest first; *offset* skips that many (pages), *state* keeps one state only."""
+        where, args = self._run_filter(name, state)
+        rows = self._exec(f"SELECT {self._RCOLS} FROM runs{where} ORDER BY id DESC LIMIT ? OFFSET ?",
+                          (*args, limit, offset)).fetchall()
         return [self._run(r) for r in rows]
+
+    def count_runs(self, name: str | None = None, state: str | None = None) -> int:
+        where, args = self._run_filter(name, state)
+        return int(self._exec(f"SELECT COUNT(*) FROM runs{where}", args).fetchone()[0])
+
+    @staticmethod
+    def _run_filter(name: str | None, state: str | None) -> tuple[str, tuple[Any, ...]]:
+        clauses = [(c, v) for c, v in (("flow_name = ?", name), ("state = ?", state)) if v]
+        return ((" WHERE " + " AND ".join(c for c, _ in clauses)) if clauses else "", tuple(v for _, v in clauses))
+
+    def last_runs(self) -> dict[str, Run]:
+        """The newest run of every flow (one query)."""
+        rows = self._exec(f"SELECT {self._RCOLS} FROM runs r WHERE id = (SELECT MAX(id) FROM runs s "
+                          "WHERE s.flow_name = r.flow_name)").fetchall()
+        return {run.flow_name: run for run in map(self._run, rows)}
+
+    def cancel(self, run_id: int) -> bool:
+        """Cancel a run no agent has taken yet; False when it is no longer scheduled (taken, finished)."""
+        self.get_run(run_id)  # a clear error for an unknown run
+        cur = self._retry(lambda: self._exec(
+            "UPDATE runs SET state = 'cancelled', finished_at = ? WHERE id = ? AND state = 'scheduled'",
+            (time.time(), run_id)))
+        return bool(cur.rowcount == 1)
+
+    # -- agents -----------------------------------------------------------------------
+    def agent_seen(self, name: str, labels: Sequence[str]) -> None:
+        """Record that agent *name* (serving *labels*) is alive now."""
+        now = time.time()
+        self._retry(lambda: self._exec(
+            "INSERT INTO agents (name, labels, started_at, last_seen) VALUES (?,?,?,?) ON CONFLICT (name) DO UPDATE "
+            "SET labels = excluded.labels, last_seen = excluded.last_seen", (name, json.dumps(sorted(labels)), now, now)))
+
+    def agents(self) -> list[Agent]:
+        rows = self._exec("SELECT name, labels, started_at, last_seen FROM agents ORDER BY last_seen DESC").fetchall()
+        found = []
+        for name, labels, started_at, last_seen in rows:
+            try:
+                parsed = _json_column("labels", labels, list)
+            except UnreadableRowError:
+                parsed = []
+            found.append(Agent(name, [str(x) for x in parsed], started_at, last_seen))
+        return found
 
     def wait_for(self, run_id: int, timeout: float, poll: float = 0.2, notice_after: float | None = None,
                  notice: Any = None) -> Run:
@@ -491,11 +554,18 @@ class Registry:
             "WHERE id = ? AND state = 'scheduled'", (agent, time.time(), lease, run_id)))
         return bool(cur.rowcount == 1)
 
-    def heartbeat(self, run_id: int, agent: str) -> bool:
-        """Extend the lease; False when the run is no longer this agent's."""
-        cur = self._retry(lambda: self._exec(
-            "UPDATE runs SET heartbeat = ? WHERE id = ? AND agent = ? AND state IN ('claimed', 'running')",
-            (time.time(), run_id, agent)))
+    def heartbeat(self, run_id: int, agent: str, logs: str | None = None) -> bool:
+        """Extend the lease (and store the output so far, when given); False when the run is no longer this
+        agent's."""
+        if logs is None:
+            cur = self._retry(lambda: self._exec(
+                "UPDATE runs SET heartbeat = ? WHERE id = ? AND agent = ? AND state IN ('claimed', 'running')",
+                (time.time(), run_id, agent)))
+        else:
+            text = storable_text(logs)
+            cur = self._retry(lambda: self._exec(
+                "UPDATE runs SET heartbeat = ?, logs = ? WHERE id = ? AND agent = ? AND state IN ('claimed', 'running')",
+                (time.time(), text, run_id, agent)))
         return bool(cur.rowcount == 1)
 
     def start(self, run_id: int, agent: str) -> bool:
@@ -505,11 +575,13 @@ class Registry:
             "AND state = 'claimed'", (time.time(), time.time(), run_id, agent)))
         return bool(cur.rowcount == 1)
 
-    def finish(self, run_id: int, agent: str, state: str, error: str | None = None, logs: str | None = None) -> bool:
+    def finish(self, run_id: int, agent: str, state: str, error: str | None = None, logs: str | None = None,
+               tasks: dict[str, str] | None = None) -> bool:
         error, logs = storable_text(error), storable_text(logs)
+        stored = json.dumps(tasks) if tasks is not None else None
         cur = self._retry(lambda: self._exec(
-            "UPDATE runs SET state = ?, finished_at = ?, error = ?, logs = ? WHERE id = ? AND agent = ? "
-            "AND state IN ('claimed', 'running')", (state, time.time(), error, logs, run_id, agent)))
+            "UPDATE runs SET state = ?, finished_at = ?, error = ?, logs = ?, tasks = ? WHERE id = ? AND agent = ? "
+            "AND state IN ('claimed', 'running')", (state, time.time(), error, logs, stored, run_id, agent)))
         return bool(cur.rowcount == 1)
 
     def postpone(self, run_id: int, agent: str, seconds: float, note: str) -> None:
