@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
-import re
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -30,49 +28,14 @@ EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT
 
 
 def parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
-    """``("n=5", "name=bob")`` -> ``{"n": 5, "name": "bob"}``: JSON when it parses, else the string.
-
-    A value JSON reads but a flow cannot use — a number that is not finite (``1e999999``, ``Infinity``),
-    an integer longer than Python converts, nesting deeper than Python's stack — is a one-line
-    ``click.BadParameter`` naming the parameter."""
-    params: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"expected KEY=VALUE, got {_clip(pair)!r}", param_hint="--param")
-        params[key] = _param_value(key, raw)
-    return params
-
-
-def _clip(text: str, limit: int = 40) -> str:
-    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
-
-
-def _param_value(key: str, raw: str) -> Any:
-    def bad(why: str) -> click.BadParameter:
-        return click.BadParameter(f"{_clip(raw)!r} {why}", param_hint=f"--param {_clip(key)}")
-
-    not_finite: list[str] = []
-
-    def number(text: str) -> float:
-        value = float(text)
-        if not math.isfinite(value):
-            not_finite.append(text)
-        return value
+    """``("n=5", "name=bob")`` -> ``{"n": 5, "name": "bob"}`` (:mod:`gitflows.params`); a bad one is a
+    one-line ``click.BadParameter`` naming it."""
+    from gitflows.params import ParameterError, parse_pairs
 
     try:
-        value = json.loads(raw, parse_float=number, parse_constant=number)
-    except json.JSONDecodeError:
-        return raw
-    except RecursionError:
-        raise bad(f"is nested too deeply (Python's limit is about {sys.getrecursionlimit()} levels)") from None
-    except ValueError:  # int("9" * 100000): Python's integer string conversion limit
-        digits = max((len(run) for run in re.findall(r"\d+", raw)), default=0)
-        raise bad(f"is a number of {digits} digits, over Python's limit of {sys.get_int_max_str_digits()} "
-                  "digits; quote it to pass a string") from None
-    if not_finite:
-        raise bad(f"holds {_clip(not_finite[0])}, not a finite number; quote it to pass a string")
-    return value
+        return parse_pairs(pairs)
+    except ParameterError as exc:
+        raise click.BadParameter(str(exc), param_hint=f"--param {exc.key}" if exc.key else "--param") from None
 
 
 class _State:

@@ -14,7 +14,7 @@ LAYERS: list[tuple[int, str, tuple[str, ...]]] = [
     (0, "core", ("gitflows.version", "gitflows.errors", "gitflows.redact", "gitflows.secrets", "gitflows.context",
                  "gitflows.naming", "gitflows.imports", "gitflows.inspection", "gitflows.schedules", "gitflows.outcome",
                  "gitflows.script", "gitflows.flow", "gitflows.flowrun", "gitflows.executors", "gitflows.visualize",
-                 "gitflows.envelope",
+                 "gitflows.envelope", "gitflows.params",
                  "gitflows.cache", "gitflows.localgit")),
     (1, "remote", ("gitflows.remote", "gitflows.aws")),
     (2, "hosts", ("gitflows.hosts",)),
