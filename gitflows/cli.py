@@ -498,6 +498,35 @@ def agent(labels: tuple[str, ...], concurrency: int, once: bool, lease: float, t
         sys.exit(EXIT_PROBLEMS)
 
 
+@cli.command("ui")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; anything but 127.0.0.1 makes the page reachable from other machines.")
+@click.option("--port", type=int, default=8700, show_default=True, help="Port to listen on.")
+@click.option("--token-secret", envvar="GITFLOWS_UI_TOKEN", metavar="NAME",
+              help="Name of the secret holding the token that allows starting and cancelling runs (environment, "
+                   "keyring or secrets file, like every gitflows secret); default GITFLOWS_UI_TOKEN. Without it "
+                   "the page is read-only.")
+def ui_command(host: str, port: int, token_secret: str | None) -> None:
+    """Serve a web page over the registry: flows, versions (graph, files, changes), runs and their logs, agents.
+
+    JSON of the same under /api (docs/ui.md). Read-only unless --token-secret names a secret.
+    """
+    try:
+        import uvicorn
+
+        from gitflows.ui import create_app
+    except ImportError:
+        raise GitflowsError("gitflows ui needs the ui extra: pip install -e '.[ui]' in the gitflows checkout") from None
+    from gitflows.registry import open_registry
+    from gitflows.secrets import resolve_secret
+
+    token = resolve_secret(token_secret) if token_secret else None
+    open_registry(create=False).close()  # a missing or unreachable registry is said now, not on the first page
+    click.echo(f"gitflows ui: http://{host}:{port}/ ({'actions need the token' if token else 'read-only'}); "
+               "Ctrl-C stops it", err=True)
+    uvicorn.run(create_app(None, token), host=host, port=port, log_level="warning")
+
+
 @cli.command("diff")
 @click.argument("base")
 @click.argument("head", default="HEAD")

@@ -26,6 +26,7 @@ LAYERS: list[tuple[int, str, tuple[str, ...]]] = [
     (5, "review", ("gitflows.review",)),
     (6, "register", ("gitflows.register", "gitflows.check", "gitflows.doctor")),
     (7, "agent", ("gitflows.agent",)),
+    (7, "ui", ("gitflows.ui",)),
     (8, "cli", ("gitflows.cli", "gitflows.__main__", "gitflows.hook_scripts")),
 ]
 
