@@ -123,9 +123,10 @@ def guarded(kind: str) -> Callable[[Callable[[Request, Registry], Response]], Ha
 def flows_page(request: Request, reg: Registry) -> Response:
     ui: UI = request.app.state.ui
     label, state = request.query_params.get("label") or None, request.query_params.get("state") or None
-    rows = views.flows(reg, label, state)
+    listing = views.flows(reg, label, state, _int(request.query_params.get("page"), 1))
     labels = sorted({lb for v in reg.flows() for lb in v.labels})
-    return ui.page(request, "flows.html", flows=rows, label=label, state=state, labels=labels)
+    return ui.page(request, "flows.html", listing=listing, flows=listing["flows"], label=label, state=state,
+                   labels=labels)
 
 
 @guarded("page")
@@ -228,7 +229,7 @@ async def cancel_run_form(request: Request) -> Response:
 @guarded("api")
 def api_flows(request: Request, reg: Registry) -> Response:
     q = request.query_params
-    return JSONResponse({"flows": views.flows(reg, q.get("label") or None, q.get("state") or None)})
+    return JSONResponse(views.flows(reg, q.get("label") or None, q.get("state") or None, _int(q.get("page"), 1)))
 
 
 @guarded("api")

@@ -71,23 +71,29 @@ def run_summary(run: Run) -> dict[str, Any]:
             "error": redact(run.error) if run.error else None, "slot": run.slot}
 
 
-def flows(reg: Registry, label: str | None = None, state: str | None = None) -> list[dict[str, Any]]:
-    """Every flow's latest version with its last run; *label* / *state* (the last run's) filter."""
+def flows(reg: Registry, label: str | None = None, state: str | None = None, page: int = 1) -> dict[str, Any]:
+    """The flows' latest versions with their last runs, a page of :data:`PAGE` at a time; *label* and *state*
+    (the last run's, or ``never run``) filter."""
     last = reg.last_runs()
     paused = reg.paused()
-    rows = []
+    chosen = []
     for v in sorted(reg.flows(), key=lambda v: v.name):
         run = last.get(v.name)
         if label and label not in v.labels:
             continue
         if state and (run.state if run else "never run") != state:
             continue
+        chosen.append((v, run))
+    page = max(1, page)
+    rows = []
+    for v, run in chosen[(page - 1) * PAGE:page * PAGE]:
         rows.append({"name": v.name, "labels": v.labels, "version": v.version, "state": v.state,
                      "sha": v.sha, "short_sha": v.sha[:10] if v.sha else None, "commit_url": commit_link(v.storage, v.sha),
                      "storage": v.storage.get("type"), "scheduled": bool(v.schedule), "paused": v.name in paused,
                      "next_runs": [] if v.name in paused else next_runs(v), "registered": _when(v.registered_at),
                      "last_run": run_summary(run) if run else None, "unreadable": v.unreadable})
-    return rows
+    return {"flows": rows, "page": page, "pages": max(1, -(-len(chosen) // PAGE)), "total": len(chosen),
+            "label": label, "state": state}
 
 
 def flow(reg: Registry, name: str) -> dict[str, Any]:
