@@ -520,8 +520,16 @@ def ui_command(host: str, port: int, token_secret: str | None) -> None:
     from gitflows.registry import open_registry
     from gitflows.secrets import resolve_secret
 
+    from gitflows.registry.sql import NoRegistryError
+
     token = resolve_secret(token_secret) if token_secret else None
-    open_registry(create=False).close()  # a missing or unreachable registry is said now, not on the first page
+    registry = open_registry(create=False)
+    try:
+        registry.conn()  # an unreachable registry (or one of a newer schema) is said now, not on the first page
+    except NoRegistryError as exc:
+        click.echo(f"gitflows ui: note: {exc}; the pages say so until something is registered", err=True)
+    finally:
+        registry.close()
     click.echo(f"gitflows ui: http://{host}:{port}/ ({'actions need the token' if token else 'read-only'}); "
                "Ctrl-C stops it", err=True)
     uvicorn.run(create_app(None, token), host=host, port=port, log_level="warning")

@@ -234,3 +234,61 @@ def test_a_registry_that_goes_away_is_a_503_saying_so_then_comes_back(reg, regis
     assert page.status_code == 503 and "registry" in page.text
     assert api.status_code == 503 and "registry" in api.json()["error"]
     assert c.get("/").status_code == 200  # back, without restarting the page
+
+
+def test_the_ui_command_serves_the_page_on_127_0_0_1(reg, registry_url, tmp_path):
+    """`gitflows ui` as a user starts it: the token named by GITFLOWS_UI_TOKEN, 127.0.0.1, the API answering."""
+    import json
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import urllib.request
+
+    register(reg, structure_=structure())
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "GITFLOWS_REGISTRY": registry_url, "GITFLOWS_UI_TOKEN": "MY_UI_TOKEN",
+           "MY_UI_TOKEN": TOKEN}
+    proc = subprocess.Popen([sys.executable, "-m", "gitflows", "ui", "--port", str(port)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/flows", timeout=5) as response:
+                    body = json.loads(response.read())
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1]
+                time.sleep(0.2)
+        assert [f["name"] for f in body["flows"]] == ["etl"]
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/api/flows/etl/runs", method="POST",
+                                         data=b'{"parameters": {"n": 2}}',
+                                         headers={"Authorization": f"Bearer {TOKEN}",
+                                                  "Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=5) as response:
+            assert response.status == 201
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=20)
+    assert f"http://127.0.0.1:{port}/ (actions need the token)" in err and TOKEN not in err
+    assert reg.runs()[0].parameters == {"n": 2}
+
+
+def test_the_ui_command_without_a_registry_yet_starts_and_says_so(tmp_path):
+    from ..conftest import run_cli
+
+    help_text = run_cli("ui", "--help").stdout
+    assert "--token-secret" in help_text and "127.0.0.1" in help_text
+    import socket
+
+    with socket.socket() as taken:  # a port in use: the server cannot start, so the command returns
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli("ui", "--port", str(port), env={"GITFLOWS_REGISTRY": str(tmp_path / "none.db")})
+    assert "no registry at" in result.stderr and "the pages say so until something is registered" in result.stderr
+    assert result.returncode != 0 and "address already in use" in result.stderr.lower()
