@@ -53,9 +53,9 @@ def fill(url: str) -> None:
     rows = [(f"flow-{i % FLOWS:04}", 1, json.dumps({"n": i}), states[i % len(states)], 1, 2, "bench:1", now, now, now, now,
              "hello\n" * 20) for i in range(RUNS)]
     reg.dialect.begin(conn)
-    conn.cursor().executemany(reg.dialect.q("INSERT INTO runs (flow_name, version, parameters, state, attempts, max_attempts, "
-                                   "agent, heartbeat, created_at, due_at, finished_at, logs) "
-                                   "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"), rows)
+    insert = ("INSERT INTO runs (flow_name, version, parameters, state, attempts, max_attempts, agent, heartbeat, "
+              "created_at, due_at, finished_at, logs) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)")
+    conn.cursor().executemany(reg.dialect.q(insert), rows)
     conn.execute("COMMIT")
     for a in range(5):
         reg.agent_seen(f"bench:{a}", ["team-a"])

@@ -518,9 +518,8 @@ def ui_command(host: str, port: int, token_secret: str | None) -> None:
     except ImportError:
         raise GitflowsError("gitflows ui needs the ui extra: pip install -e '.[ui]' in the gitflows checkout") from None
     from gitflows.registry import open_registry
-    from gitflows.secrets import resolve_secret
-
     from gitflows.registry.sql import NoRegistryError
+    from gitflows.secrets import resolve_secret
 
     token = resolve_secret(token_secret) if token_secret else None
     registry = open_registry(create=False)
