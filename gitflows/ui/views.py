@@ -134,7 +134,21 @@ def version(reg: Registry, name: str, number: int) -> dict[str, Any]:
             "fingerprint": v.fingerprint, "storage": _storage_settings(v.storage),
             "closure": [{"path": p, "blob": b} for p, b in v.closure], "parameters": parameters(v.structure),
             "structure": v.structure, "schedule": v.schedule,
-            "changes": structure_diff(previous.structure if previous else None, v.structure) if previous else None}
+            "changes": changes(previous, v) if previous else None}
+
+
+def changes(before: FlowVersion, after: FlowVersion) -> dict[str, Any]:
+    """What changed from version *before* to *after*: the flow (tasks, edges, parameters; when both recorded
+    their structure) and the storage's settings, in the words `gitflows diff` uses."""
+    flow_lines = structure_diff(before.structure, after.structure)
+    skip = {"closures", "digests", "sha"}
+    old, new = _storage_settings(before.storage), _storage_settings(after.storage)
+    storage_lines = [f"~ storage {k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new))
+                     if k not in skip and old.get(k) != new.get(k)]
+    lines = (flow_lines["lines"] if flow_lines else []) + storage_lines
+    if before.sha != after.sha and before.sha and after.sha:
+        lines.append(f"~ commit {before.sha[:10]} -> {after.sha[:10]}")
+    return {"lines": lines, "same": not lines, "flow_known": flow_lines is not None}
 
 
 def structure_diff(before: dict[str, Any] | None, after: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -164,7 +178,7 @@ def structure_diff(before: dict[str, Any] | None, after: dict[str, Any] | None) 
              + [f"+ parameter {n} (default {pa[n]!r})" for n in sorted(set(pa) - set(pb))]
              + [f"- parameter {n}" for n in sorted(set(pb) - set(pa))]
              + [f"~ parameter {n}: default {pb[n]!r} -> {pa[n]!r}" for n in sorted(set(pa) & set(pb)) if pa[n] != pb[n]])
-    return {"lines": lines, "same": not lines}
+    return {"lines": lines}
 
 
 def runs(reg: Registry, page: int = 1, flow_name: str | None = None, state: str | None = None) -> dict[str, Any]:

@@ -109,7 +109,7 @@ def test_a_version_shows_storage_files_parameters_graph_and_changes(reg, registr
                                                                                  "day": (None, True)}
     assert v2["changes"]["lines"] == ["~ task double", "+ edge extract -> double (x, mapped)",
                                       "- edge extract -> double (x)", "+ parameter day (default None)",
-                                      "~ parameter n: default 3 -> 5"]
+                                      "~ parameter n: default 3 -> 5", f"~ commit {'a' * 10} -> {'e' * 10}"]
     assert c.get("/api/flows/etl/versions/1").json()["changes"] is None  # the first version
     page = c.get("/flows/etl/versions/2").text
     assert "<svg" in page and "double (mapped)" in page and "~ parameter n: default 3 -&gt; 5" in page
@@ -292,3 +292,17 @@ def test_the_ui_command_without_a_registry_yet_starts_and_says_so(tmp_path):
         result = run_cli("ui", "--port", str(port), env={"GITFLOWS_REGISTRY": str(tmp_path / "none.db")})
     assert "no registry at" in result.stderr and "the pages say so until something is registered" in result.stderr
     assert result.returncode != 0 and "address already in use" in result.stderr.lower()
+
+
+def test_changes_name_storage_settings_and_say_when_the_flow_cannot_be_compared(reg, registry_url):
+    register(reg)  # registered before structures were kept: none recorded
+    register(reg, sha="f" * 40, structure_=structure(),
+             storage={"type": "GitHub", "repo": "acme/flows", "path": "flows/etl.py", "ref": "dev",
+                      "access_token_secret": "GH_TOKEN", "secrets": ["GH_TOKEN"]})
+    c = client(registry_url)
+    changes = c.get("/api/flows/etl/versions/2").json()["changes"]
+    assert not changes["flow_known"]
+    assert "~ storage ref: None -> 'dev'" in changes["lines"]
+    page = c.get("/flows/etl/versions/2").text
+    assert "Tasks, edges and parameters are not compared" in page and "~ storage ref: None -&gt; &#39;dev&#39;" in page
+    assert "No graph: this version was registered before" in c.get("/flows/etl/versions/1").text
