@@ -136,12 +136,26 @@ class LocalDaskExecutor(Executor):
             from dask.base import compute
             from dask.delayed import delayed
 
-            calls = [delayed(_call, pure=False)(h.fn, *h.args) for h in queued]
-            values = compute(*calls, scheduler=self.scheduler, num_workers=self.slots(),  # type: ignore[no-untyped-call]
-                             **self.dask_kwargs)
-            for handle, value in zip(queued, values, strict=True):
-                handle.done, handle.value = True, value
+            self._compute(queued, compute, delayed)
         return [h for h in handles if h.done]
+
+    def _compute(self, queued: list[Handle], compute: Any, delayed: Any) -> None:
+        """Run *queued* together; when that fails as a whole (a worker process died, a call could not be
+        unpickled there), run each alone, so only the calls at fault fail."""
+        calls = [delayed(_call, pure=False)(h.fn, *h.args) for h in queued]
+        try:
+            values = compute(*calls, scheduler=self.scheduler, num_workers=self.slots(), **self.dask_kwargs)
+        except Exception as exc:  # noqa: BLE001 - any failure of the scheduler itself, named on the calls
+            if len(queued) > 1:
+                for handle in queued:
+                    self._compute([handle], compute, delayed)
+                return
+            queued[0].done = True
+            queued[0].error = (f"the call failed in Dask's {self.scheduler} scheduler ({type(exc).__name__}: "
+                               f"{str(exc)[:300]})")
+            return
+        for handle, value in zip(queued, values, strict=True):
+            handle.done, handle.value = True, value
 
 
 def _call(fn: Callable[..., Any], *args: Any) -> Any:

@@ -306,3 +306,21 @@ def test_the_agent_refuses_a_bad_executor_before_it_starts(tmp_path):
     assert result.returncode == 2, (result.stdout, result.stderr)
     assert "executor 'dask-cluster-please': expected local, local-dask[:threads|processes[:N]]" in result.stderr
     assert "--executor" in run_cli("agent", "--help").stdout
+
+
+@task
+def dies(x):
+    import os
+
+    os._exit(3)  # the worker process itself ends, as a segfault or the OOM killer would end it
+
+
+def test_a_process_dying_under_the_local_process_scheduler_fails_its_task_instead_of_the_run():
+    with Flow("dies") as flow:
+        dies.map([1, 2])
+        add(1, 2)
+    state = flow.run(executor=LocalDaskExecutor("processes", num_workers=2))
+    assert state.is_failed()
+    children = state.result["dies"].map_states
+    assert children and all(c.is_failed() and "failed in Dask's processes scheduler" in c.message for c in children)
+    assert state.result["add"].is_successful() and state.results["add"] == 3  # ran beside them: not at fault
