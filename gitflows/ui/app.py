@@ -94,24 +94,30 @@ def _int(value: str | None, default: int) -> int:
         return default
 
 
+def with_registry(request: Request, kind: str, fn: Callable[[Registry], Response]) -> Response:
+    """``fn(registry)``, with the registry opened for this request and closed after it: a registry that cannot
+    be opened or does not answer is a 503, an unknown flow or run a 404 (pages, or JSON for the API)."""
+    ui: UI = request.app.state.ui
+    try:
+        reg = ui.registry()
+    except GitflowsError as exc:
+        return _failure(ui, request, kind, 503, f"the registry cannot be opened: {exc}")
+    try:
+        return fn(reg)
+    except (FlowNotFoundError, NotFoundError) as exc:
+        return _failure(ui, request, kind, 404, str(exc))
+    except GitflowsError as exc:
+        return _failure(ui, request, kind, 503, f"the registry did not answer: {exc}")
+    finally:
+        reg.close()
+
+
 def guarded(kind: str) -> Callable[[Callable[[Request, Registry], Response]], Handler]:
-    """Open the registry per request; its failures become 404 / 503 pages (or JSON for the API)."""
+    """A read-only handler ``fn(request, registry)`` run through :func:`with_registry`."""
 
     def wrap(fn: Callable[[Request, Registry], Response]) -> Handler:
         async def handler(request: Request) -> Response:
-            ui: UI = request.app.state.ui
-            try:
-                reg = ui.registry()
-            except GitflowsError as exc:
-                return _failure(ui, request, kind, 503, f"the registry cannot be opened: {exc}")
-            try:
-                return fn(request, reg)
-            except (FlowNotFoundError, NotFoundError) as exc:
-                return _failure(ui, request, kind, 404, str(exc))
-            except GitflowsError as exc:
-                return _failure(ui, request, kind, 503, f"the registry did not answer: {exc}")
-            finally:
-                reg.close()
+            return with_registry(request, kind, lambda reg: fn(request, reg))
         return handler
     return wrap
 
@@ -196,23 +202,16 @@ async def start_run_form(request: Request) -> Response:
     if denied:
         return denied
     pairs = {k[len("param:"):]: str(v) for k, v in form.multi_items() if k.startswith("param:") and str(v) != ""}
-    try:
-        reg = ui.registry()
-    except GitflowsError as exc:
-        return _failure(ui, request, "page", 503, f"the registry cannot be opened: {exc}")
-    try:
+
+    def start(reg: Registry) -> Response:
         try:
             created = _create_run(reg, name, {k: parse_value(k, v) for k, v in pairs.items()})
         except ParameterError as exc:
             return ui.page(request, "flow.html", status=400, flow=views.flow(reg, name), error=str(exc),
                            values=pairs)
         return RedirectResponse(f"/runs/{created}", status_code=303)
-    except (FlowNotFoundError, NotFoundError) as exc:
-        return _failure(ui, request, "page", 404, str(exc))
-    except GitflowsError as exc:
-        return _failure(ui, request, "page", 503, f"the registry did not answer: {exc}")
-    finally:
-        reg.close()
+
+    return with_registry(request, "page", start)
 
 
 async def cancel_run_form(request: Request) -> Response:
@@ -221,7 +220,7 @@ async def cancel_run_form(request: Request) -> Response:
     denied = _form_denied(ui, request, str(form.get("csrf") or ""))
     if denied:
         return denied
-    return _cancel(ui, request, "page", request.path_params["id"])
+    return _cancel(request, "page", request.path_params["id"])
 
 # -- API ---------------------------------------------------------------------------------------
 
@@ -263,9 +262,9 @@ def api_agents(request: Request, reg: Registry) -> Response:
 
 async def api_start_run(request: Request) -> Response:
     ui: UI = request.app.state.ui
-    if not ui.bearer_ok(request):
-        return _failure(ui, request, "api", 401 if ui.token else 403,
-                        "send Authorization: Bearer <token>" if ui.token else "read-only: no token is configured")
+    denied = _bearer_denied(ui, request)
+    if denied:
+        return denied
     try:
         body = await request.json()
     except ValueError:
@@ -273,29 +272,20 @@ async def api_start_run(request: Request) -> Response:
     parameters = (body or {}).get("parameters", {}) if isinstance(body, dict) else None
     if not isinstance(parameters, dict):
         return _failure(ui, request, "api", 400, 'expected JSON {"parameters": {...}}')
-    try:
-        reg = ui.registry()
-    except GitflowsError as exc:
-        return _failure(ui, request, "api", 503, f"the registry cannot be opened: {exc}")
-    try:
-        run_id = _create_run(reg, request.path_params["name"], parameters)
+
+    def start(reg: Registry) -> Response:
+        try:
+            run_id = _create_run(reg, request.path_params["name"], parameters)
+        except ParameterError as exc:
+            return _failure(ui, request, "api", 400, str(exc))
         return JSONResponse(views.run_summary(reg.get_run(run_id)), status_code=201)
-    except ParameterError as exc:
-        return _failure(ui, request, "api", 400, str(exc))
-    except (FlowNotFoundError, NotFoundError) as exc:
-        return _failure(ui, request, "api", 404, str(exc))
-    except GitflowsError as exc:
-        return _failure(ui, request, "api", 503, f"the registry did not answer: {exc}")
-    finally:
-        reg.close()
+
+    return with_registry(request, "api", start)
 
 
 async def api_cancel(request: Request) -> Response:
     ui: UI = request.app.state.ui
-    if not ui.bearer_ok(request):
-        return _failure(ui, request, "api", 401 if ui.token else 403,
-                        "send Authorization: Bearer <token>" if ui.token else "read-only: no token is configured")
-    return _cancel(ui, request, "api", request.path_params["id"])
+    return _bearer_denied(ui, request) or _cancel(request, "api", request.path_params["id"])
 
 
 def build(registry_url: str | None = None, token: str | None = None) -> Starlette:
@@ -327,24 +317,26 @@ def _create_run(reg: Registry, name: str, parameters: dict[str, Any]) -> int:
     return reg.create_run(name, version.version, parameters).id
 
 
-def _cancel(ui: UI, request: Request, kind: str, run_id: int) -> Response:
-    try:
-        reg = ui.registry()
-    except GitflowsError as exc:
-        return _failure(ui, request, kind, 503, f"the registry cannot be opened: {exc}")
-    try:
+def _cancel(request: Request, kind: str, run_id: int) -> Response:
+    def cancel(reg: Registry) -> Response:
         if not reg.cancel(run_id):
             state = reg.get_run(run_id).state
-            return _failure(ui, request, kind, 409, f"run {run_id} is {state}: only a scheduled run can be cancelled")
+            return _failure(request.app.state.ui, request, kind, 409,
+                            f"run {run_id} is {state}: only a scheduled run can be cancelled")
         if kind == "api":
             return JSONResponse(views.run_summary(reg.get_run(run_id)))
         return RedirectResponse(f"/runs/{run_id}", status_code=303)
-    except NotFoundError as exc:
-        return _failure(ui, request, kind, 404, str(exc))
-    except GitflowsError as exc:
-        return _failure(ui, request, kind, 503, f"the registry did not answer: {exc}")
-    finally:
-        reg.close()
+
+    return with_registry(request, kind, cancel)
+
+
+def _bearer_denied(ui: UI, request: Request) -> Response | None:
+    """An API action without ``Authorization: Bearer <token>`` is refused: 401, or 403 on a read-only page."""
+    if ui.bearer_ok(request):
+        return None
+    if ui.token is None:
+        return _failure(ui, request, "api", 403, "read-only: no token is configured")
+    return _failure(ui, request, "api", 401, "send Authorization: Bearer <token>")
 
 
 def _form_denied(ui: UI, request: Request, csrf: str) -> Response | None:
