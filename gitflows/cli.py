@@ -253,6 +253,7 @@ def flows(file: str | None, as_json: bool) -> None:
 def _registry_flows(as_json: bool) -> None:
     from gitflows.registry import open_registry
     from gitflows.registry.sql import NoRegistryError
+    from gitflows.schedules import next_times
 
     registry = open_registry(create=False)
     try:
@@ -264,28 +265,16 @@ def _registry_flows(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps([{"name": v.name, "version": v.version, "sha": v.sha, "path": v.path, "state": v.state,
                                 "labels": v.labels, "fingerprint": v.fingerprint, "unreadable": v.unreadable,
-                                "paused": v.name in paused, "next_runs": _next_runs(v, 3)}
+                                "paused": v.name in paused, "next_runs": next_times(v.schedule, 3)}
                                for v in versions], indent=2))
         return
     if not versions:
         click.echo(f"no flows registered in {registry.dialect.describe()}")
     for v in versions:
-        upcoming = _next_runs(v, 1)
+        upcoming = next_times(v.schedule, 1)
         when = ("\tpaused" if v.name in paused else f"\tnext run {upcoming[0]}") if upcoming else ""
         click.echo(f"{v.name}\tv{v.version}\t{(v.sha or '-')[:12]}\t{v.state}\t{v.path or '-'}{when}"
                    + (f"\tunreadable: {v.unreadable}" if v.unreadable else ""))
-
-
-def _next_runs(version: Any, n: int) -> list[str]:
-    """The next *n* due times of a scheduled version (ISO 8601, in the schedule's time zone)."""
-    if not version.schedule:
-        return []
-    from gitflows.schedules import Schedule
-
-    try:
-        return [s.at.isoformat(timespec="seconds") for s in Schedule.from_dict(version.schedule).next(n)]
-    except GitflowsError:
-        return []
 
 
 @cli.command()

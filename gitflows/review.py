@@ -88,7 +88,7 @@ def _executed(snap: Snapshot, script: str, closure: list[tuple[str, str]], cache
     for flow in result.flows:
         structure = flow["structure"]
         tasks = {t["name"]: t.get("source") for t in structure["tasks"] if t["kind"] == "task"}
-        edges = {(e["upstream"], e["downstream"], _edge_key(e)) for e in structure["edges"]}
+        edges = {(e["upstream"], e["downstream"], edge_key(e)) for e in structure["edges"]}
         params = {p["name"]: p["default"] for p in structure["parameters"]}
         storage = _storage_args(flow["storage"]) if flow["storage"] is not None else {}
         retries = {t["name"]: int(t.get("max_retries") or 0) for t in structure["tasks"] if t["kind"] == "task"}
@@ -97,7 +97,7 @@ def _executed(snap: Snapshot, script: str, closure: list[tuple[str, str]], cache
     return side
 
 
-def _edge_key(edge: dict[str, Any]) -> str:
+def edge_key(edge: dict[str, Any]) -> str:
     """The edge's argument name, with ``mapped`` added when the downstream task maps over it."""
     key = edge["key"] or ""
     return ", ".join(p for p in (key, "mapped" if edge.get("mapped") else "") if p)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from gitflows.errors import ConfigurationError
+from gitflows.errors import ConfigurationError, GitflowsError
 
 UTC = dt.timezone.utc
 EPOCH = dt.datetime(2020, 1, 1, tzinfo=UTC)
@@ -201,6 +201,17 @@ class Schedule:
         return cls(clocks, catch_up=bool(data.get("catch_up")),
                    max_lateness=dt.timedelta(seconds=float(data.get("max_lateness", 60))),
                    max_catch_up=int(data.get("max_catch_up", 100)))
+
+
+def next_times(recorded: dict[str, Any] | None, n: int) -> list[str]:
+    """The next *n* due times of a schedule as the registry records it (``Schedule.to_dict()``), ISO 8601 in
+    the schedule's time zone; none for no schedule, or one recorded in a form this gitflows cannot read."""
+    if not recorded:
+        return []
+    try:
+        return [s.at.isoformat(timespec="seconds") for s in Schedule.from_dict(recorded).next(n)]
+    except (GitflowsError, KeyError, TypeError, ValueError):
+        return []
 
 
 def IntervalSchedule(start_date: dt.datetime | dt.timedelta | None = None,  # noqa: N802 - Prefect's name

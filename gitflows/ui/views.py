@@ -13,6 +13,8 @@ from urllib.parse import quote, urlsplit
 from gitflows.errors import GitflowsError
 from gitflows.redact import redact
 from gitflows.registry import FlowVersion, Registry, Run
+from gitflows.review import edge_key
+from gitflows.schedules import next_times
 
 PAGE = 50
 ALIVE_FOR = 30.0  # an agent not seen for this long is shown as gone (agents report every 5 s)
@@ -47,17 +49,6 @@ def commit_link(storage: dict[str, Any], sha: str | None) -> str | None:
     return None
 
 
-def next_runs(version: FlowVersion, count: int = 3) -> list[str]:
-    if not version.schedule:
-        return []
-    from gitflows.schedules import Schedule
-
-    try:
-        return [s.at.isoformat(timespec="seconds") for s in Schedule.from_dict(version.schedule).next(count)]
-    except GitflowsError:
-        return []
-
-
 def _when(stamp: float | None) -> str | None:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp)) if stamp else None
 
@@ -90,7 +81,8 @@ def flows(reg: Registry, label: str | None = None, state: str | None = None, pag
         rows.append({"name": v.name, "labels": v.labels, "version": v.version, "state": v.state,
                      "sha": v.sha, "short_sha": v.sha[:10] if v.sha else None, "commit_url": commit_link(v.storage, v.sha),
                      "storage": v.storage.get("type"), "scheduled": bool(v.schedule), "paused": v.name in paused,
-                     "next_runs": [] if v.name in paused else next_runs(v), "registered": _when(v.registered_at),
+                     "next_runs": [] if v.name in paused else next_times(v.schedule, 3),
+                     "registered": _when(v.registered_at),
                      "last_run": run_summary(run) if run else None, "unreadable": v.unreadable})
     return {"flows": rows, "page": page, "pages": max(1, -(-len(chosen) // PAGE)), "total": len(chosen),
             "label": label, "state": state}
@@ -102,7 +94,7 @@ def flow(reg: Registry, name: str) -> dict[str, Any]:
                  "commit_url": commit_link(v.storage, v.sha), "registered": _when(v.registered_at),
                  "fingerprint": v.fingerprint[:12]} for v in reversed(reg.versions(name))]
     return {"name": name, "labels": latest.labels, "latest": latest.version, "versions": versions,
-            "paused": name in reg.paused(), "next_runs": next_runs(latest, 5),
+            "paused": name in reg.paused(), "next_runs": next_times(latest.schedule, 5),
             "parameters": parameters(latest.structure),
             "runs": [run_summary(r) for r in reg.runs(name, limit=20)]}
 
@@ -161,8 +153,7 @@ def structure_diff(before: dict[str, Any] | None, after: dict[str, Any] | None) 
         return {t["name"]: t for t in s.get("tasks", []) if t.get("kind") == "task"}
 
     def edges(s: dict[str, Any]) -> set[tuple[str, str, str]]:
-        return {(e["upstream"], e["downstream"], ", ".join(p for p in (e.get("key") or "", "mapped" if e.get("mapped")
-                                                                           else "") if p)) for e in s.get("edges", [])}
+        return {(e["upstream"], e["downstream"], edge_key(e)) for e in s.get("edges", [])}
 
     def params(s: dict[str, Any]) -> dict[str, Any]:
         return {p["name"]: p.get("default") for p in s.get("parameters", [])}
