@@ -306,3 +306,26 @@ def test_changes_name_storage_settings_and_say_when_the_flow_cannot_be_compared(
     page = c.get("/flows/etl/versions/2").text
     assert "Tasks, edges and parameters are not compared" in page and "~ storage ref: None -&gt; &#39;dev&#39;" in page
     assert "No graph: this version was registered before" in c.get("/flows/etl/versions/1").text
+
+
+def test_garbage_in_what_schema_4_stores_leaves_every_page_working(reg, registry_url):
+    """A hand-edited or damaged registry: a structure, task states, agent labels and a schedule that do not parse
+    are shown as unknown; nothing answers 500."""
+    register(reg, structure_=structure())
+    run = reg.create_run("etl")
+    reg.claim(run.id, "host:1")
+    reg.start(run.id, "host:1")
+    reg.finish(run.id, "host:1", "success", None, "ok\n", {"extract": "Success"})
+    reg.agent_seen("host:1", [])
+    for sql, args in (("UPDATE flow_versions SET structure = ?", ("{not json",)),
+                      ("UPDATE flow_versions SET schedule = ?", ('{"clocks": [{"type": "IntervalClock"}]}',)),
+                      ("UPDATE runs SET tasks = ?", ("[1, 2",)), ("UPDATE agents SET labels = ?", ("nope",))):
+        reg._exec(sql, args)
+    c = client(registry_url)
+    for path in ("/", "/flows/etl", "/flows/etl/versions/1", "/runs", f"/runs/{run.id}", "/agents", "/api/flows",
+                 f"/api/runs/{run.id}", "/api/agents"):
+        assert c.get(path).status_code == 200, path
+    assert c.get("/api/flows/etl/versions/1").json()["parameters"] is None
+    assert c.get(f"/api/runs/{run.id}").json()["tasks"] == {}
+    assert c.get("/api/agents").json()["agents"][0]["labels"] == []
+    assert c.get("/api/flows").json()["flows"][0]["next_runs"] == []
