@@ -59,6 +59,7 @@ class Agent:
         self.done: list[tuple[int, str]] = []
         self._said_skip: set[int] = set()
         self._scheduled_at = 0.0
+        self._seen_at = float("-inf")  # when this agent last recorded itself as alive (monotonic)
 
     def registry(self) -> Registry:
         reg = getattr(self._local, "registry", None)
@@ -116,7 +117,7 @@ class Agent:
     def _seen(self) -> None:
         """Say in the registry that this agent is alive (at most every 5 s): the web page lists live agents."""
         now = time.monotonic()
-        if now - getattr(self, "_seen_at", -10.0) < 5.0:
+        if now - self._seen_at < 5.0:
             return
         self._seen_at = now
         try:

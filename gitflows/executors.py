@@ -22,7 +22,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from gitflows.errors import ConfigurationError, LibraryMissingError
@@ -40,7 +40,6 @@ class Handle:
     value: Any = None
     error: str | None = None  # why the call itself could not run (a worker died, no scheduler)
     future: Any = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Executor:

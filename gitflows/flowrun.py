@@ -124,7 +124,7 @@ def _library_roots() -> list[str]:
 
     paths = sysconfig.get_paths()
     roots = {paths[k] for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths}
-    roots.add(os.path.dirname(os.path.dirname(os.path.abspath(gitflows.__file__))) + os.sep + "gitflows")
+    roots.add(os.path.dirname(os.path.abspath(gitflows.__file__)))  # an editable install lives outside site-packages
     return [os.path.realpath(r) + os.sep for r in roots]
 
 
@@ -138,7 +138,7 @@ def flow_code_by_value() -> Iterator[None]:
     registered = []
     for name, module in list(sys.modules.items()):
         path = getattr(module, "__file__", None)
-        if not path or not path.endswith(".py") or name == "__main__" or "." in name and name.split(".")[0] == "gitflows":
+        if not path or not path.endswith(".py") or name == "__main__":
             continue
         real = os.path.realpath(path)
         if any(real.startswith(root) for root in roots):
