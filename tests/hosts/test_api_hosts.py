@@ -317,6 +317,18 @@ def test_a_host_without_graphql_falls_back_to_rest(name, rsps, source, monkeypat
     assert sum(1 for _, p in backend.fake.requests if p.endswith("/graphql")) == 1
 
 
+def registered_on_bitbucket_server(rsps, source, monkeypatch):
+    """The Bitbucket Server fake and the serialized storage of etl built on it (closure recorded), with an empty
+    cache, as on another machine."""
+    backend = make_backend("bitbucket-server", rsps, source, monkeypatch)
+    storage = backend.make(ref="trunk")
+    storage.add_flow(Flow("etl"))
+    storage.build()
+    data = storage.serialize()
+    clear_cache()
+    return backend, data
+
+
 def _archives(backend) -> int:
     return sum(1 for _, p in backend.fake.requests if p.split("?")[0].endswith("/archive"))
 
@@ -340,12 +352,7 @@ def test_bitbucket_server_before_5_1_reads_one_by_one_after_one_refused_archive(
 def test_bitbucket_server_garbled_archive_is_read_again_file_by_file(rsps, source, monkeypatch, answer):
     """An archive that is no tar (a proxy's page, zeros, cut short): the files it should have held are read one by
     one and the flow loads, verified as always."""
-    backend = make_backend("bitbucket-server", rsps, source, monkeypatch)
-    storage = backend.make(ref="trunk")
-    storage.add_flow(Flow("etl"))
-    storage.build()
-    data = storage.serialize()
-    clear_cache()
+    backend, data = registered_on_bitbucket_server(rsps, source, monkeypatch)
     if answer == "truncated":
         files = {p: source.blob_at(source.v1, p)[1] for p, _ in data["closures"]["etl"]}
         from tests.fakes.bitbucket_api import _tar
@@ -363,12 +370,7 @@ def test_bitbucket_server_archive_with_other_paths_or_links_gives_only_what_was_
     import io
     import tarfile
 
-    backend = make_backend("bitbucket-server", rsps, source, monkeypatch)
-    storage = backend.make(ref="trunk")
-    storage.add_flow(Flow("etl"))
-    storage.build()
-    data = storage.serialize()
-    clear_cache()
+    backend, data = registered_on_bitbucket_server(rsps, source, monkeypatch)
     out = io.BytesIO()
     with tarfile.open(fileobj=out, mode="w") as tar:
         for name, payload in [("../../escape.py", b"X = 1\n"), ("flows/unasked.py", b"Y = 2\n")]:

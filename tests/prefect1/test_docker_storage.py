@@ -815,26 +815,33 @@ def test_stored_as_script_without_the_file_fails_the_healthcheck_naming_it(regis
         storage.build(daemonless=True)
 
 
-def test_the_agent_runs_a_docker_flow_in_its_image(built, tmp_path):
-    """Issue 15: the agent runs every flow through its storage's env runner; a Docker-stored flow runs in a
-    container of its pushed image (it reads /test_dir, which only the image has), and the container goes."""
+def run_by_agent(tmp_path, storage_data, **agent_options):
+    """Register the reporter flow with *storage_data* in a fresh registry, schedule one run and let an agent run
+    it once: (the run as created, the agent's outcomes by run id, the run as recorded)."""
     from gitflows.agent import Agent
     from gitflows.registry import FlowVersion, open_registry
 
+    url = str(tmp_path / "registry.db")
+    reg = open_registry(url)
+    reg.register(FlowVersion(name="reporter", version=0, storage=storage_data, repo=None, path=None, requested_ref=None,
+                             sha=None, closure=[], fingerprint="fp", labels=[], state="confirmed", registered_at=0.0))
+    run = reg.create_run("reporter")
+    done = dict(Agent(url, poll=0.05, timeout=300, **agent_options).run(once=True))
+    return run, done, reg.get_run(run.id)
+
+
+def test_the_agent_runs_a_docker_flow_in_its_image(built, tmp_path):
+    """Issue 15: the agent runs every flow through its storage's env runner; a Docker-stored flow runs in a
+    container of its pushed image (it reads /test_dir, which only the image has), and the container goes."""
+
     runner = built.storage.get_env_runner("reporter")
+    built.storage.pull_image(runner.image)  # by digest, as the runner would (other tests may not have yet)
     # a container a killed agent left behind (exited, never removed): the next run clears it
     left = built.client.create_container(runner.image, command=["true"],
                                          labels={"io.gitflows.run-container": "1", "io.gitflows.run": "999"})
     built.client.start(left)
     built.client.wait(left, timeout=60)
-    url = str(tmp_path / "registry.db")
-    reg = open_registry(url)
-    reg.register(FlowVersion(name="reporter", version=0, storage=built.storage.serialize(), repo=None, path=None,
-                             requested_ref=None, sha=None, closure=[], fingerprint="fp", labels=[], state="confirmed",
-                             registered_at=0.0))
-    run = reg.create_run("reporter")
-    done = dict(Agent(url, poll=0.05, timeout=300).run(once=True))
-    finished = reg.get_run(run.id)
+    run, done, finished = run_by_agent(tmp_path, built.storage.serialize())
     assert done[run.id] == "success", (finished.error, finished.logs)
     assert "test_dir: ['test.txt']" in finished.logs  # read inside the image
     # no run container left: neither this run's nor the one a killed agent left (other tests' failed builds
@@ -845,19 +852,9 @@ def test_the_agent_runs_a_docker_flow_in_its_image(built, tmp_path):
 def test_a_failing_docker_run_is_recorded_with_its_logs(built, tmp_path, monkeypatch):
     """The storage's secrets reach the container's environment (resolved by the agent); here one makes the
     flow fail, and the run is recorded failed with the container's output."""
-    from gitflows.agent import Agent
-    from gitflows.registry import FlowVersion, open_registry
 
     monkeypatch.setenv("REPORT_FAIL", "yes-fail-1234")
-    data = built.storage.serialize()
-    data["secrets"] = ["REPORT_FAIL"]
-    url = str(tmp_path / "registry.db")
-    reg = open_registry(url)
-    reg.register(FlowVersion(name="reporter", version=0, storage=data, repo=None, path=None, requested_ref=None,
-                             sha=None, closure=[], fingerprint="fp", labels=[], state="confirmed", registered_at=0.0))
-    run = reg.create_run("reporter")
-    done = dict(Agent(url, poll=0.05, timeout=300).run(once=True))
-    finished = reg.get_run(run.id)
+    run, done, finished = run_by_agent(tmp_path, {**built.storage.serialize(), "secrets": ["REPORT_FAIL"]})
     assert done[run.id] == "failed"
     assert "about to fail" in finished.logs and "report asked to fail" in (finished.error or "") + finished.logs
     assert "yes-fail-1234" not in finished.logs + (finished.error or "")  # a secret's value never recorded
@@ -881,9 +878,7 @@ def test_container_output_is_streamed_as_it_comes(built):
 def test_container_limits_are_enforced_and_an_out_of_memory_kill_is_named(built, tmp_path, monkeypatch):
     """Issue 15: resource limits when asked (the agent's --container-memory/-cpus/-pids): the kernel enforces
     them inside the container, and a flow killed for passing the memory limit is recorded as out of memory."""
-    from gitflows.agent import Agent
     from gitflows.docker.runner import Limits
-    from gitflows.registry import FlowVersion, open_registry
 
     runner = built.storage.get_env_runner("reporter")
     runner.limits = Limits(memory="64m", cpus=0.5, pids=64)
@@ -896,15 +891,8 @@ def test_container_limits_are_enforced_and_an_out_of_memory_kill_is_named(built,
 
     # through an agent: REPORT_HOG reaches the container as one of the storage's secrets, resolved by the agent
     monkeypatch.setenv("REPORT_HOG", "1")
-    data = built.storage.serialize()
-    data["secrets"] = ["REPORT_HOG"]
-    url = str(tmp_path / "registry.db")
-    reg = open_registry(url)
-    reg.register(FlowVersion(name="reporter", version=0, storage=data, repo=None, path=None, requested_ref=None,
-                             sha=None, closure=[], fingerprint="fp", labels=[], state="confirmed", registered_at=0.0))
-    run = reg.create_run("reporter")
-    done = dict(Agent(url, poll=0.05, timeout=300, container_limits=Limits(memory="64m")).run(once=True))
-    finished = reg.get_run(run.id)
+    run, done, finished = run_by_agent(tmp_path, {**built.storage.serialize(), "secrets": ["REPORT_HOG"]},
+                                       container_limits=Limits(memory="64m"))
     assert done[run.id] == "failed"
     assert "out of memory (limits: memory 64 MiB)" in finished.error and "--container-memory" in finished.error
     assert "allocating" in finished.logs and "allocated" not in finished.logs.replace("allocating", "")
