@@ -130,9 +130,8 @@ def flows_page(request: Request, reg: Registry) -> Response:
     ui: UI = request.app.state.ui
     label, state = request.query_params.get("label") or None, request.query_params.get("state") or None
     listing = views.flows(reg, label, state, _int(request.query_params.get("page"), 1))
-    labels = sorted({lb for v in reg.flows() for lb in v.labels})
     return ui.page(request, "flows.html", listing=listing, flows=listing["flows"], label=label, state=state,
-                   labels=labels)
+                   labels=listing["all_labels"])
 
 
 @guarded("page")

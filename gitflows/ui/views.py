@@ -67,8 +67,9 @@ def flows(reg: Registry, label: str | None = None, state: str | None = None, pag
     (the last run's, or ``never run``) filter."""
     last = reg.last_runs()
     paused = reg.paused()
+    latest = reg.flows()
     chosen = []
-    for v in sorted(reg.flows(), key=lambda v: v.name):
+    for v in latest:
         run = last.get(v.name)
         if label and label not in v.labels:
             continue
@@ -85,7 +86,7 @@ def flows(reg: Registry, label: str | None = None, state: str | None = None, pag
                      "registered": _when(v.registered_at),
                      "last_run": run_summary(run) if run else None, "unreadable": v.unreadable})
     return {"flows": rows, "page": page, "pages": max(1, -(-len(chosen) // PAGE)), "total": len(chosen),
-            "label": label, "state": state}
+            "label": label, "state": state, "all_labels": sorted({lb for v in latest for lb in v.labels})}
 
 
 def flow(reg: Registry, name: str) -> dict[str, Any]:
