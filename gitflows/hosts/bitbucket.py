@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import io
 import tarfile
-from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
 from gitflows.errors import (
@@ -37,6 +37,7 @@ from gitflows.remote import HTTPFailure, RetryPolicy, call
 
 log = get_logger(__name__)
 
+T = TypeVar("T")
 CLOUD_URL = "https://api.bitbucket.org"
 MAX_PAGES = 1000
 
@@ -136,7 +137,7 @@ class _BitbucketBase(OneByOne):
     def _list_folder(self, sha: str, folder: str) -> Folder | None:
         raise NotImplementedError
 
-    def tree(self, sha: str) -> FolderListing:
+    def tree(self, sha: str) -> Mapping[str, str | None]:
         """The commit's files, listed folder by folder as the loader asks (a missing root: no such commit)."""
         return FolderListing(self._listing_or_missing, sha, self.label())
 
@@ -172,6 +173,50 @@ class BitbucketServerHost(_BitbucketBase):
         hint = f"check the token in secret {secret_name}" if secret_name else "no token was configured"
         super().__init__(policy, hint)
         self._archive_works = True  # until a server without the archive endpoint (before 5.1) proves otherwise
+        self._git: Any = None  # the repository over git smart HTTP; False once it proved unusable here
+
+    # -- git smart HTTP: the commit's trees and the closure's blobs in a fixed number of requests ----------
+    def _git_host(self) -> Any:
+        """The same repository at ``<host>/scm/<project>/<repo>.git`` (the clone URL), same token as a bearer
+        header (as Bitbucket documents for HTTP access tokens), requests on the REST client's connections;
+        None once git proved unusable here (or dulwich is not installed)."""
+        if self._git is None:
+            try:
+                import dulwich  # noqa: F401
+            except ImportError:
+                self._git = False
+                return None
+            from gitflows.hosts.git import Credentials, GitHost
+            from gitflows.hosts.smart_http import RequestsPool
+
+            def credentials() -> Credentials | None:
+                token = self._token()
+                return Credentials(bearer=token) if token else None
+
+            url = f"{self.url}/scm/{quote(self.project.lower(), safe='~')}/{quote(self.repo.lower(), safe='')}.git"
+            self._git = GitHost(url, credentials, policy=self._policy, auth_hint=self._auth_hint,
+                                pool=RequestsPool(self._api()._session), fallback=False)
+        return self._git or None
+
+    def _over_git(self, what: str, use: Callable[[Any], T]) -> T | None:
+        """*use(git host)*, or None when git cannot answer here: the REST API then answers instead, from now on.
+
+        Any failure sends the request to REST — no ``filter`` or protocol v2 (Bitbucket before 7.13 / 5.13,
+        or partial clones turned off), git over HTTP disabled, a token git refuses, a broken answer — and
+        REST gives the answer of record (a missing repository, ref or path is its to report)."""
+        from gitflows.errors import GitflowsError
+        from gitflows.hosts.git import GitUnavailable
+
+        git = self._git_host() if self._git is not False else None
+        if git is None:
+            return None
+        try:
+            return use(git)
+        except (GitUnavailable, GitflowsError) as exc:
+            log.info("%s: %s over git smart HTTP failed (%s); using the REST API from now on", self.label(), what,
+                     type(exc).__name__)
+            self._git = False
+            return None
 
     def cache_key(self) -> tuple[str, ...]:
         return ("bitbucket-server", urlsplit(self.url).netloc or "bitbucket", self.project, self.repo)
@@ -234,12 +279,43 @@ class BitbucketServerHost(_BitbucketBase):
                 listed.files[rel] = child.get("contentId")
         return listed
 
-    def read(self, path: str, sha: str, blob_id: str | None = None) -> bytes:
+    def _raw(self, path: str, sha: str) -> bytes:
         data: bytes = self._get(f"{self._base}/raw/{quote(path)}", f"reading {path} at commit {sha}",
                                 PathNotFoundError, params={"at": sha}, raw=True)
         return data
 
+    def _one_by_one(self, items: Iterable[tuple[str, str, str | None]]) -> dict[str, bytes]:
+        found: dict[str, bytes] = {}
+        for path, sha, _ in items:
+            try:
+                found[path] = self._raw(path, sha)
+            except PathNotFoundError:
+                continue
+        return found
+
+    def tree(self, sha: str) -> Mapping[str, str | None]:
+        """Over git: the commit's trees in one request (``deepen 1``, ``filter blob:none``), every path with its
+        blob id whatever the size of the repository; else folder by folder over REST."""
+        listing = self._over_git(f"listing commit {sha}", lambda git: git.tree(sha))
+        return listing if listing is not None else super().tree(sha)
+
     def read_many(self, items: Iterable[tuple[str, str, str | None]]) -> dict[str, bytes]:
+        """Over git, one request for all of them (blob ids not given are looked up in the commit's trees, which
+        one request fetches); whatever git did not deliver (or everything, where git is unusable) over REST."""
+        wanted = list(items)
+        found: dict[str, bytes] = {}
+        if wanted:
+            found = self._over_git(f"reading {len(wanted)} files", lambda git: git.read_many(wanted)) or {}
+        rest = [item for item in wanted if item[0] not in found]
+        if rest:
+            found.update(self._rest_read_many(rest))
+        return found
+
+    def read(self, path: str, sha: str, blob_id: str | None = None) -> bytes:
+        found = self._over_git(f"reading {path}", lambda git: git.read_many([(path, sha, blob_id)])) or {}
+        return found[path] if path in found else self._raw(path, sha)
+
+    def _rest_read_many(self, items: Iterable[tuple[str, str, str | None]]) -> dict[str, bytes]:
         """Two files or more at one commit: one ``archive`` request (a tar of just those paths).
 
         The loader asks only for paths a listing or the registered record says exist, and verifies every
@@ -251,7 +327,7 @@ class BitbucketServerHost(_BitbucketBase):
         wanted = list(items)
         shas = {sha for _, sha, _ in wanted}
         if len(wanted) < 2 or len(shas) != 1 or not self._archive_works:
-            return super().read_many(wanted)
+            return self._one_by_one(wanted)
         sha = shas.pop()
         paths = list(dict.fromkeys(path for path, _, _ in wanted))
         found: dict[str, bytes] = {}
@@ -260,7 +336,7 @@ class BitbucketServerHost(_BitbucketBase):
                              PathNotFoundError, params={"at": sha, "format": "tar", "path": paths}, raw=True)
             found = _untar(data, set(paths))
         except PathNotFoundError:
-            rest = super().read_many(wanted)
+            rest = self._one_by_one(wanted)
             if len(rest) == len(paths):
                 log.info("%s: the server has no archive endpoint (Bitbucket Server before 5.1); reading files "
                          "one by one", self.label())
@@ -270,7 +346,7 @@ class BitbucketServerHost(_BitbucketBase):
         if missing:
             log.debug("%s: the archive at %s lacked %s; reading them one by one", self.label(), sha,
                       ", ".join(p for p, _, _ in missing))
-            found.update(super().read_many(missing))
+            found.update(self._one_by_one(missing))
         return found
 
 

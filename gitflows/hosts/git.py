@@ -70,6 +70,11 @@ class _NoFilter(Exception):
     """The server does not offer object filtering (raised before anything is downloaded)."""
 
 
+class GitUnavailable(Exception):
+    """A host made with ``fallback=False`` found the server unable to answer a one-POST protocol v2
+    request (no v2, no ``filter``): the caller reads some other way (Bitbucket Server: its REST API)."""
+
+
 def split_url(url: str) -> tuple[str, Credentials | None]:
     """Remove ``user:password@`` from an http(s) URL; return the clean URL and those credentials."""
     parts = urlsplit(url)
@@ -88,7 +93,10 @@ class GitHost:
 
     def __init__(self, url: str, credentials: Callable[[], Credentials | None] = lambda: None,
                  secret_name: str | None = None, policy: RetryPolicy | None = None,
-                 auth_hint: str | None = None) -> None:
+                 auth_hint: str | None = None, pool: Any = None, fallback: bool = True) -> None:
+        """*pool* (an object with urllib3's ``request``) carries the one-POST requests instead of dulwich's
+        pool; with ``fallback=False`` a server that cannot answer them raises :class:`GitUnavailable`
+        instead of getting the general client's negotiation (or, without ``filter``, the whole commit)."""
         if "@" in urlsplit(url).netloc and urlsplit(url).scheme in ("http", "https"):
             raise ConfigurationError("the clone URL must not carry credentials; they go in a header")
         self.url = url.rstrip("/")
@@ -101,6 +109,8 @@ class GitHost:
         self._path = ""
         self._commits: dict[str, Any] = {}  # sha -> MemoryRepo holding that commit's trees (and maybe blobs)
         self._one_post: bool | None = None  # whether the one-POST v2 fetch works here (None: not tried yet)
+        self._pool, self._fallback = pool, fallback
+        self._listings: dict[str, dict[str, str | None]] = {}  # sha -> every file path at it, with its blob id
 
     def label(self) -> str:
         return f"git {self.url}"
@@ -222,6 +232,8 @@ class GitHost:
                 self._one_post = True
                 return {k.encode(): v.encode() for k, v in found.items()}
             except NotUnderstood as exc:
+                if not self._fallback:
+                    raise GitUnavailable(str(exc)) from None
                 log.info("%s: the server needs a negotiated exchange (%s); asking it first from now on", self.label(),
                          exc)
                 self._one_post = False
@@ -239,6 +251,8 @@ class GitHost:
                 self._one_post = True
                 return repo
             except NotUnderstood as exc:
+                if not self._fallback:
+                    raise GitUnavailable(str(exc)) from None
                 log.info("%s: the server needs a negotiated fetch (%s); asking it first from now on", self.label(), exc)
                 self._one_post = False
 
@@ -267,7 +281,7 @@ class GitHost:
 
         client, _ = self._get_client()
         try:
-            return send(client.pool_manager, self._auth_header())
+            return send(self._pool or client.pool_manager, self._auth_header())
         except smart_http.FetchFailed as exc:
             if exc.status == 200:  # the server refused in the protocol ("not our ref", "no such object"...)
                 raise GitProtocolError(exc.detail) from None
@@ -329,6 +343,8 @@ class GitHost:
         return self._commits[sha]
 
     def tree(self, sha: str) -> dict[str, str | None] | None:
+        if sha in self._listings:  # walked once per commit: a big repository's trees are not walked per file
+            return self._listings[sha]
         repo = self._commit_repo(sha)
         store = repo.object_store
         listing: dict[str, str | None] = {}
@@ -342,6 +358,7 @@ class GitHost:
                     listing[name] = entry.sha.decode()
 
         walk(store[sha.encode()].tree, "")
+        self._listings[sha] = listing  # kept only when whole
         return listing
 
     def read_many(self, items: Iterable[tuple[str, str, str | None]]) -> dict[str, bytes]:

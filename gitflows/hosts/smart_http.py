@@ -160,3 +160,29 @@ def _post(pool: Any, url: str, body: bytes, auth: str | None, timeout: float) ->
     if "x-git-upload-pack-result" not in kind:
         raise NotUnderstood(f"answered with {kind or 'no content type'}")
     return bytes(response.data or b"")
+
+
+class RequestsPool:
+    """What :func:`fetch` and :func:`ls_refs` need of a urllib3 pool (``request`` and its answer), over a
+    ``requests`` session: a host that already talks to the server through ``requests`` (Bitbucket
+    Server's REST client) sends its git requests on the same connections."""
+
+    @dataclass
+    class Answer:
+        status: int
+        headers: dict[str, str]
+        data: bytes
+
+    def __init__(self, session: Any) -> None:
+        self.session = session
+
+    def request(self, method: str, url: str, *, body: bytes, headers: dict[str, str], timeout: float,
+                **_: Any) -> RequestsPool.Answer:
+        import requests
+
+        try:
+            response = self.session.request(method, url, data=body, headers=headers, timeout=timeout,
+                                            allow_redirects=False)
+        except requests.RequestException as exc:
+            raise FetchFailed(None, type(exc).__name__) from None
+        return RequestsPool.Answer(response.status_code, dict(response.headers), response.content)

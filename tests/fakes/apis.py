@@ -31,6 +31,8 @@ class FakeAPI:
     requests: list[tuple[str, str]] = field(default_factory=list)
     auth_headers: list[str | None] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
+    last_body: bytes | str | None = None
+    last_headers: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         prefix = re.escape(self.base.rstrip("/"))
@@ -54,6 +56,7 @@ class FakeAPI:
         path = url.path[len(urlsplit(self.base).path.rstrip("/")):]
         self.requests.append((request.method, path + (f"?{url.query}" if url.query else "")))
         self.auth_headers.append(request.headers.get("Authorization"))
+        self.last_body, self.last_headers = request.body, request.headers  # for handlers that read them (git)
         for failure in self.failures:
             if failure.times > 0 and failure.pattern.search(path):
                 failure.times -= 1

@@ -52,6 +52,13 @@ class FakeBitbucketServer(FakeAPI):
         self.route("GET", b + "/raw/(.+)", self.get_raw)
         self.route("GET", b + "/archive", self.get_archive)
         self.archive = True  # False: a server before 5.1, which has no archive endpoint (a 404 there)
+        scm = f"/scm/(?i:{re.escape(project)})/(?i:{re.escape(slug)})\\.git"
+        self.route("GET", scm + "/info/refs", self.get_git_refs)
+        self.route("POST", scm + "/git-upload-pack", self.post_upload_pack)
+        # git over HTTP, as Bitbucket Data Center serves it: "v2+filter" (7.13+ on git 2.18+, the default),
+        # "v2" (partial clones off: plugin.bitbucket-git.hosting.allow-filter=false), "v0" (before 5.13:
+        # the v2 request is answered as protocol v0), "off" (no git over HTTP: 404), "garbage" (a broken answer)
+        self.git = "v2+filter"
         self.tampered: dict[str, bytes] = {}  # blob id -> other bytes the server sends instead (raw and archive)
 
     def check_auth(self, request) -> Reply | None:
@@ -184,6 +191,47 @@ class FakeBitbucketServer(FakeAPI):
             files = {e["path"]: self.repo.cat(e["sha"]) for e in self.repo.ls_tree(sha) if e["type"] == "blob"}
         return 200, {"Content-Type": "application/x-tar",
                      "Content-Disposition": f'attachment; filename="{self.slug}-{sha}.tar"'}, _tar(sha, files)
+
+
+    # -- git over HTTP: the real git upload-pack on the fake's repository --------------------------------------
+    def _upload_pack(self, body: bytes, protocol: str, advertise: bool) -> bytes:
+        import os
+        import subprocess
+
+        if self.tampered:  # the blobs asked for answered with others (a server sending other bytes)
+            for oid, data in self.tampered.items():
+                other = self.repo.git("hash-object", "-w", "--stdin", input=data).strip()
+                body = body.replace(f"want {oid}".encode(), f"want {other}".encode())
+        filtering = "true" if self.git == "v2+filter" else "false"
+        env = dict(os.environ, GIT_CONFIG_GLOBAL="/dev/null", GIT_CONFIG_SYSTEM="/dev/null")
+        if protocol and self.git != "v0":
+            env["GIT_PROTOCOL"] = protocol
+        args = ["git", "-c", f"uploadpack.allowFilter={filtering}", "upload-pack", "--stateless-rpc"]
+        if advertise:
+            args.append("--advertise-refs")
+        done = subprocess.run([*args, str(self.repo.path)], input=body, env=env, capture_output=True)
+        return done.stdout
+
+    def _git_off(self) -> Reply | None:
+        if self.git == "off":
+            return 404, {"Content-Type": "text/plain"}, "Repository not found"
+        return None
+
+    def get_git_refs(self, query) -> Reply:
+        if (off := self._git_off()) or query.get("service") != "git-upload-pack":
+            return off or (403, {"Content-Type": "text/plain"}, "dumb HTTP is not served")
+        head = b"001e# service=git-upload-pack\n0000" if self.git == "v0" else b""
+        return 200, {"Content-Type": "application/x-git-upload-pack-advertisement"}, \
+            head + self._upload_pack(b"", "version=2", advertise=True)
+
+    def post_upload_pack(self, query) -> Reply:
+        if off := self._git_off():
+            return off
+        if self.git == "garbage":
+            return 200, {"Content-Type": "application/x-git-upload-pack-result"}, b"0008NAK\n0010\x01PACKgarbage"
+        body = self.last_body.encode() if isinstance(self.last_body, str) else (self.last_body or b"")
+        protocol = self.last_headers.get("Git-Protocol", "")
+        return 200, {"Content-Type": "application/x-git-upload-pack-result"}, self._upload_pack(body, protocol, False)
 
 
 def _tar(sha: str, files: dict[str, bytes]) -> bytes:

@@ -19,7 +19,9 @@ from ..fakes.github_api import FakeGitHub
 from ..fakes.gitlab_api import FakeGitLab
 from .conftest import TOKEN
 
-NAMES = ["github", "gitlab", "bitbucket-server", "bitbucket-cloud"]
+# bitbucket-server reads over git smart HTTP (Bitbucket Data Center 7.13+); bitbucket-server-rest is a server
+# whose git over HTTP cannot serve (off, older, partial clones turned off): the REST API answers everything
+NAMES = ["github", "gitlab", "bitbucket-server", "bitbucket-server-rest", "bitbucket-cloud"]
 
 
 @dataclass
@@ -76,15 +78,20 @@ def make_backend(name: str, rsps, source, monkeypatch) -> Backend:
                        (429, {"Retry-After": "3600", "RateLimit-Limit": "600", "RateLimit-Remaining": "0",
                               "RateLimit-Reset": str(far)}, "Retry later"),
                        (500, {"message": "500 Internal Server Error"}), lambda oid: (200, "evil\n"))
-    if name == "bitbucket-server":
+    if name in ("bitbucket-server", "bitbucket-server-rest"):
         base = "http://127.0.0.1:8767"
         monkeypatch.setenv("BB_TOKEN", TOKEN)
 
         def make(repo="flows", path="flows/etl.py", ref=None):
             return Bitbucket(project="ACME", repo=repo, host=base, path=path, ref=ref, access_token_secret="BB_TOKEN")
 
-        return Backend(name, FakeBitbucketServer(rsps, source, base=base, token=TOKEN, page_cap=2, extra_branches=5),
-                       make, "BB_TOKEN", r"/(branches|tags|commits)", r"/browse(/|$)", r"/raw/",
+        fake = FakeBitbucketServer(rsps, source, base=base, token=TOKEN, page_cap=2, extra_branches=5)
+        git = name == "bitbucket-server"
+        if not git:
+            fake.git = "off"
+        return Backend(name, fake, make, "BB_TOKEN", r"/(branches|tags|commits)",
+                       r"(/browse(/|$)|/git-upload-pack$)" if git else r"/browse(/|$)",
+                       r"(/raw/|/git-upload-pack$)" if git else r"/raw/",
                        (429, {"Retry-After": "3600", "X-RateLimit-Limit": "60", "X-RateLimit-Interval-Seconds": "1"},
                         {"errors": [{"context": None, "message": "Rate limit exceeded",
                                      "exceptionName": "com.atlassian.bitbucket.throttle.ThrottledException"}]}),

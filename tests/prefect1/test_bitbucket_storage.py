@@ -117,7 +117,10 @@ def test_get_bitbucket_server_client(rsps, prefect_repo, monkeypatch, secret_nam
     storage.add_flow(Flow("test"))
     assert storage.get_flow("test").run().results["where"] == "main"
     assert set(api.auth_headers) == {f"Bearer {TOKEN}"}
-    assert all(p.startswith("/rest/api/1.0/projects/test/repos/test-repo") for _, p in api.requests)
+    # the REST API of that repository, and the same repository's clone URL for git reads (Bitbucket 7.13+)
+    assert all(p.startswith(("/rest/api/1.0/projects/test/repos/test-repo", "/scm/test/test-repo.git/"))
+               for _, p in api.requests)
+    assert any(p.startswith("/scm/test/test-repo.git/") for _, p in api.requests)
     assert all(TOKEN not in p for _, p in api.requests)
     assert_secret_hidden(TOKEN, caplog=caplog, storage=storage)
 
