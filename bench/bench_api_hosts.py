@@ -10,7 +10,10 @@ Then, for repositories of 100, 5,000 and 30,000 files (the flow plus unrelated m
 Prefect 1.4.1 did for the same script (one file, no siblings, no verification): the requests must
 not grow with the repository.
 
-Run: .venv/bin/python bench/bench_api_hosts.py [SIZE ...]   (default sizes: 100 5000 30000)
+Last, the largest size again with a delay before every answer (``--rtt MS``, default 50; 0 skips it): on a
+real network the request count, not loopback time, decides who is faster.
+
+Run: .venv/bin/python bench/bench_api_hosts.py [--rtt MS] [SIZE ...]   (default sizes: 100 5000 30000)
 """
 
 from __future__ import annotations
@@ -117,35 +120,47 @@ def prefect1_bitbucket_server(base, sha):
                  headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30).raise_for_status()
 
 
-def by_size(sizes: list[int], tmp: Path) -> Iterator[tuple[int, str, str, int, float]]:
+def registered(make):
+    """The serialized storage a registration records for etl (SHA + closure), built once."""
+    storage = make()
+    storage.add_flow(Flow("etl"))
+    storage.build()
+    return storage.serialize()
+
+
+def by_size(sizes: list[int], tmp: Path, latency: float = 0.0) -> Iterator[tuple[int, str, str, int, float]]:
     """Rows as they are measured. The fakes page as the real APIs allow at most (GitLab 100 per page,
-    Bitbucket Server 1,000, Bitbucket Cloud 100)."""
+    Bitbucket Server 1,000, Bitbucket Cloud 100); *latency* seconds pass before each answer."""
     for size in sizes:
-        big = GitRepo(tmp / f"repo-{size}", default_branch="trunk")
+        big = GitRepo(tmp / f"repo-{size}-{latency}", default_branch="trunk")
         sha = big.commit(padded(size))
-        gh, _ = serve(lambda base, r=big: FakeGitHub(NO_MOCK, r, base=base + "/api/v3", token=TOKEN))
-        gl, _ = serve(lambda base, r=big: FakeGitLab(NO_MOCK, r, base=base, token=TOKEN))
-        bs, _ = serve(lambda base, r=big: FakeBitbucketServer(NO_MOCK, r, base=base, token=TOKEN, page_cap=1000))
+        gh, _ = serve(lambda base, r=big: FakeGitHub(NO_MOCK, r, base=base + "/api/v3", token=TOKEN), latency)
+        gl, _ = serve(lambda base, r=big: FakeGitLab(NO_MOCK, r, base=base, token=TOKEN), latency)
+        bs, _ = serve(lambda base, r=big: FakeBitbucketServer(NO_MOCK, r, base=base, token=TOKEN, page_cap=1000),
+                      latency)
         bc, _ = serve(lambda base, r=big: FakeBitbucketCloud(NO_MOCK, r, base=base, username="robot-user",
-                                                               password=TOKEN, page_cap=100))
+                                                               password=TOKEN, page_cap=100), latency)
         cases = [
             ("GitHub", gh, lambda: GitHub("acme/flows", "flows/etl.py", ref=sha, access_token_secret="BENCH_TOKEN",
-                                          base_url=gh.base).get_flow(flow_name="etl"),
+                                          base_url=gh.base),
              lambda: prefect1_github(gh.base)),
             ("GitLab", gl, lambda: GitLab("acme/flows", host=gl.base, path="flows/etl.py", ref=sha,
-                                          access_token_secret="BENCH_TOKEN").get_flow(flow_name="etl"),
+                                          access_token_secret="BENCH_TOKEN"),
              lambda: prefect1_gitlab(gl.base, sha)),
             ("Bitbucket Server", bs, lambda: Bitbucket("ACME", "flows", host=bs.base, path="flows/etl.py", ref=sha,
-                                                       access_token_secret="BENCH_TOKEN").get_flow(flow_name="etl"),
+                                                       access_token_secret="BENCH_TOKEN"),
              lambda: prefect1_bitbucket_server(bs.base, sha)),
             ("Bitbucket Cloud", bc, lambda: Bitbucket("ACME", "flows", workspace="acme", host=bc.base,
                                                       path="flows/etl.py", ref=sha, cloud_username_secret="BENCH_USER",
-                                                      cloud_app_password_secret="BENCH_TOKEN").get_flow(flow_name="etl"),
+                                                      cloud_app_password_secret="BENCH_TOKEN"),
              None),
         ]
-        for name, fake, ours, theirs in cases:
-            t, n = measure(cold(ours), fake)
+        for name, fake, make, theirs in cases:
+            t, n = measure(cold(lambda make=make: make().get_flow(flow_name="etl")), fake)
             yield size, name, "gitflows, cold, pinned SHA", n, t
+            data = registered(make)
+            t, n = measure(cold(lambda data=data: from_dict(data).get_flow()), fake)
+            yield size, name, "gitflows, registered", n, t
             if theirs is not None:
                 t, n = measure(theirs, fake)
                 yield size, name, "Prefect 1.4.1 (script only)", n, t
@@ -153,7 +168,13 @@ def by_size(sizes: list[int], tmp: Path) -> Iterator[tuple[int, str, str, int, f
 
 def main() -> None:
     global repo
-    sizes = [int(a) for a in sys.argv[1:]] or [100, 5_000, 30_000]
+    args = sys.argv[1:]
+    rtt_ms = 50.0
+    if "--rtt" in args:  # --rtt MS: the round trip the last table adds to every request (0: no such table)
+        at = args.index("--rtt")
+        rtt_ms = float(args[at + 1])
+        del args[at:at + 2]
+    sizes = [int(a) for a in args] or [100, 5_000, 30_000]
     tmp = Path(tempfile.mkdtemp())
     os.environ["GITFLOWS_CACHE_DIR"] = str(tmp / "cache")
     os.environ["BENCH_TOKEN"] = TOKEN
@@ -198,6 +219,11 @@ def main() -> None:
     print(f"{'files':>6} {'host':<18} {'case':<30} {'requests':>8} {'median':>11}")
     for size, host, case, n, t in by_size(sizes, tmp):
         print(f"{size:>6} {host:<18} {case:<30} {n:>8} {t * 1e3:>8.1f} ms", flush=True)
+    if rtt_ms:
+        print(f"\nthe same with {rtt_ms:.0f} ms before every answer (a network round trip), {max(sizes)} files\n")
+        print(f"{'files':>6} {'host':<18} {'case':<30} {'requests':>8} {'median':>11}")
+        for size, host, case, n, t in by_size([max(sizes)], tmp, rtt_ms / 1000):
+            print(f"{size:>6} {host:<18} {case:<30} {n:>8} {t * 1e3:>8.1f} ms", flush=True)
     shutil.rmtree(tmp, ignore_errors=True)
 
 

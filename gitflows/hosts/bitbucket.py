@@ -1,17 +1,23 @@
-"""Bitbucket Server / Data Center (REST 1.0) and Bitbucket Cloud (REST 2.0), through atlassian-python-api.
+"""Bitbucket Server / Data Center (REST 1.0 and git smart HTTP) and Bitbucket Cloud (REST 2.0).
 
-Bitbucket Server's folder listing gives blob ids (``contentId``) and files are verified against
+**Server reads over git** where it can: the repository's clone URL (``<host>/scm/<project>/<repo>.git``),
+the same token as a bearer header (what Bitbucket documents for HTTP access tokens), on the REST
+client's connections. Protocol v2 and partial clones (Bitbucket Data Center 7.13+ with git 2.18+, on by
+default) make a cold load of a pinned SHA three requests whatever the size of the repository: the
+commit's trees (``filter blob:none``, every path with its blob id), the script's blob, then one request
+per level of imports; a registered closure is one request (blobs by id, no filter needed). Refs are
+still resolved over REST. Any git failure — no ``filter``, protocol v0, git over HTTP turned off, a
+token git refuses, a broken or cut-off answer — costs that one request: from then on this host reads
+over REST, which also gives the answer of record for a missing repository, ref or path.
+
+**Over REST**, Server's folder listing gives blob ids (``contentId``) and files are verified against
 it; Cloud's does not, so its files are verified against the registered record (``build()`` records
 each file's git blob id). Refs are found by listing branches, then tags, following every page
-(Prefect 1 looked at the first page only).
-
-Requests per cold load of a pinned SHA: one folder listing per folder import resolution looks
-into (the root, the script's folder, the packages it imports from; the first page of each), plus
-the reads — whatever the size of the repository. Server reads several files in one request
-(``archive?path=...&path=...``, a tar of just those paths, Bitbucket Server 5.1+): the script,
-then one archive per level of imports; a registered closure is one archive. Cloud has no such
-endpoint and reads one file per request. A branch costs one listing request per page of matching
-branches.
+(Prefect 1 looked at the first page only). A cold load costs one folder listing per folder import
+resolution looks into (the first page of each), plus the reads. Server reads several files in one
+request (``archive?path=...&path=...``, a tar of just those paths, Bitbucket Server 5.1+); Cloud has
+no such endpoint (nor partial clones) and reads one file per request. A branch costs one listing
+request per page of matching branches.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import posixpath
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -26,6 +26,7 @@ from gitflows.errors import (
     AuthenticationError,
     ConfigurationError,
     GitflowsError,
+    IntegrityError,
     NotFoundError,
     PathNotFoundError,
     RefNotFoundError,
@@ -110,7 +111,7 @@ class GitHost:
         self._commits: dict[str, Any] = {}  # sha -> MemoryRepo holding that commit's trees (and maybe blobs)
         self._one_post: bool | None = None  # whether the one-POST v2 fetch works here (None: not tried yet)
         self._pool, self._fallback = pool, fallback
-        self._listings: dict[str, dict[str, str | None]] = {}  # sha -> every file path at it, with its blob id
+        self._listings: dict[str, TreeListing] = {}  # sha -> its files, from the fetched trees
 
     def label(self) -> str:
         return f"git {self.url}"
@@ -342,24 +343,14 @@ class GitHost:
             self._commits[sha] = repo
         return self._commits[sha]
 
-    def tree(self, sha: str) -> dict[str, str | None] | None:
-        if sha in self._listings:  # walked once per commit: a big repository's trees are not walked per file
-            return self._listings[sha]
-        repo = self._commit_repo(sha)
-        store = repo.object_store
-        listing: dict[str, str | None] = {}
-
-        def walk(tree_id: bytes, prefix: str) -> None:
-            for entry in store[tree_id].items():
-                name = prefix + entry.path.decode("utf-8", "surrogateescape")
-                if entry.mode & 0o170000 == 0o040000:
-                    walk(entry.sha, name + "/")
-                elif entry.mode & 0o170000 in (0o100000, 0o120000):
-                    listing[name] = entry.sha.decode()
-
-        walk(store[sha.encode()].tree, "")
-        self._listings[sha] = listing  # kept only when whole
-        return listing
+    def tree(self, sha: str) -> TreeListing:
+        """Every file at commit *sha* with its blob id, looked up folder by folder in the fetched trees: a path
+        costs the folders on its way, not the repository (a full walk only when iterated)."""
+        if sha not in self._listings:
+            repo = self._commit_repo(sha)
+            self._listings[sha] = TreeListing(repo.object_store, repo.object_store[sha.encode()].tree,
+                                              f"{self.label()} at commit {sha}")
+        return self._listings[sha]
 
     def read_many(self, items: Iterable[tuple[str, str, str | None]]) -> dict[str, bytes]:
         """Read several files at once: [(path, sha, blob id)] -> {path: bytes}, one fetch for the missing blobs."""
@@ -368,7 +359,7 @@ class GitHost:
         missing: dict[str, str] = {}
         for path, sha, blob in items:
             if not blob:
-                blob = (self.tree(sha) or {}).get(path)
+                blob = self.tree(sha).get(path)
                 if blob is None:
                     continue  # no such file at that commit: left out of the answer
             # a commit already fetched whole (no filter on the server) holds the file; otherwise fetch by
@@ -391,6 +382,66 @@ class GitHost:
         if path not in found:
             raise PathNotFoundError(f"{self.label()}: {path} does not exist at commit {sha}")
         return found[path]
+
+
+class TreeListing(Mapping[str, str | None]):
+    """``{path: blob id}`` of a commit, read from its tree objects on demand (each folder's tree once)."""
+
+    def __init__(self, store: Any, root: bytes, where: str) -> None:
+        self._store, self._where = store, where
+        self._folders: dict[str, dict[str, tuple[int, bytes]] | None] = {}
+        self._root = root
+        self._all: dict[str, str | None] | None = None
+
+    def _entries(self, folder: str) -> dict[str, tuple[int, bytes]] | None:
+        """The entries of *folder* (``""``: the root), None when there is no such folder."""
+        if folder not in self._folders:
+            if folder == "":
+                tree_id: bytes | None = self._root
+            else:
+                parent, _, name = folder.rpartition("/")
+                above = self._entries(parent)
+                entry = above.get(name) if above else None
+                tree_id = entry[1] if entry and entry[0] & 0o170000 == 0o040000 else None
+            self._folders[folder] = None if tree_id is None else self._read(tree_id, folder)
+        return self._folders[folder]
+
+    def _read(self, tree_id: bytes, folder: str) -> dict[str, tuple[int, bytes]]:
+        try:
+            tree = self._store[tree_id]
+        except KeyError:
+            raise IntegrityError(f"{self._where}: the server's answer lacks the tree of {folder or 'the root'}/ "
+                                 f"({tree_id.decode()}); it sent an incomplete pack") from None
+        return {e.path.decode("utf-8", "surrogateescape"): (e.mode, e.sha) for e in tree.items()}
+
+    def __getitem__(self, path: str) -> str | None:
+        folder, _, name = path.rpartition("/")
+        entries = self._entries(folder)
+        entry = entries.get(name) if entries else None
+        if entry is None or entry[0] & 0o170000 not in (0o100000, 0o120000):
+            raise KeyError(path)
+        return entry[1].decode()
+
+    def _walk(self) -> dict[str, str | None]:
+        if self._all is None:
+            found: dict[str, str | None] = {}
+            pending = [""]
+            while pending:
+                folder = pending.pop()
+                for name, (mode, sha) in (self._entries(folder) or {}).items():
+                    rel = f"{folder}/{name}" if folder else name
+                    if mode & 0o170000 == 0o040000:
+                        pending.append(rel)
+                    elif mode & 0o170000 in (0o100000, 0o120000):
+                        found[rel] = sha.decode()
+            self._all = found
+        return self._all
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._walk())
+
+    def __len__(self) -> int:
+        return len(self._walk())
 
 
 def _raise_no_filter(*args: Any, **kwargs: Any) -> None:

@@ -20,8 +20,10 @@ class _Request:
         self.method, self.url, self.headers, self.body = method, url, headers, body
 
 
-def serve(make_fake):
-    """Start a server on a free port; *make_fake(base_url)* builds the fake. Returns (fake, server)."""
+def serve(make_fake, latency: float = 0.0):
+    """Start a server on a free port; *make_fake(base_url)* builds the fake. Returns (fake, server).
+    *latency* seconds pass before each answer (a network round trip, for benchmarks); ``server.latency``
+    changes it later."""
     holder = {}
 
     class Handler(BaseHTTPRequestHandler):
@@ -40,6 +42,10 @@ def serve(make_fake):
             self._answer("GET", None)
 
         def _answer(self, method: str, body: bytes | None) -> None:
+            if server.latency:
+                import time
+
+                time.sleep(server.latency)
             fake = holder["fake"]
             status, headers, body = fake._dispatch(_Request(method, f"http://127.0.0.1:{port}{self.path}",
                                                             self.headers, body))
@@ -55,6 +61,7 @@ def serve(make_fake):
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.latency = latency
     port = server.server_address[1]
     holder["fake"] = make_fake(f"http://127.0.0.1:{port}")
     threading.Thread(target=server.serve_forever, daemon=True).start()
