@@ -142,3 +142,37 @@ def test_a_server_without_graphql_is_read_over_rest(github, source):
     paths = [p for _, p in github.requests]
     assert paths.count("/graphql") == 1 and "/repos/acme/flows" in paths
     assert any("/contents/" in p for p in paths)
+
+
+LATE = ("from gitflows import Flow, task\n"
+        "from zz_late import VALUE\n"
+        "\n"
+        "@task\n"
+        "def value():\n"
+        "    return VALUE\n"
+        "\n"
+        "with Flow('late') as flow:\n"
+        "    value()\n")
+
+
+def test_a_folder_past_the_contents_limit_still_finds_its_modules(rsps, source):
+    """Without a token (no GraphQL) folders are listed with the contents API, which GitHub cuts at 1,000
+    entries: a module past the cut is read directly, not taken to be missing, and the cost stays a handful of
+    requests (no paging through the folder)."""
+    sha = source.commit({**{f"flows/m{i:04}.py": f"X = {i}\n" for i in range(1100)},
+                         "flows/late.py": LATE, "flows/zz_late.py": "VALUE = 'past the cut'\n"}, "1,100 modules")
+    api = FakeGitHub(rsps, source, base=BASE)
+    flow = GitHub(repo="acme/flows", path="flows/late.py", ref=sha, base_url=BASE).get_flow(flow_name="late")
+    assert flow.run().results["value"] == "past the cut"
+    assert len(api.requests) <= 8, api.requests
+
+
+def test_text_graphql_truncates_is_read_again_by_blob_id_and_verified(github, source):
+    """GraphQL returns at most 512 kB of a file's text (``isTruncated``) and none of a binary one: those are
+    read again by blob id over REST, and checked against it."""
+    big = "DATA = " + repr("x" * 600_000) + "\nVALUE = 'big'\n"
+    sha = source.commit({"flows/late.py": LATE, "flows/zz_late.py": big}, "a 600 kB module")
+    flow = storage(path="flows/late.py", ref=sha).get_flow(flow_name="late")
+    assert flow.run().results["value"] == "big"
+    assert sum(1 for _, p in github.requests if "/git/blobs/" in p) == 1, github.requests
+    assert sum(1 for _, p in github.requests if p == "/graphql") == 2
