@@ -45,6 +45,7 @@ log = get_logger(__name__)
 
 T = TypeVar("T")
 CLOUD_URL = "https://api.bitbucket.org"
+GIT_TIMEOUT = 30.0  # seconds a git request to Bitbucket Server may stall before REST is asked instead
 MAX_PAGES = 1000
 
 
@@ -200,16 +201,19 @@ class BitbucketServerHost(_BitbucketBase):
                 return Credentials(bearer=token) if token else None
 
             url = f"{self.url}/scm/{quote(self.project.lower(), safe='~')}/{quote(self.repo.lower(), safe='')}.git"
-            self._git = GitHost(url, credentials, policy=self._policy, auth_hint=self._auth_hint,
-                                pool=RequestsPool(self._api()._session), fallback=False)
+            # one attempt, bounded: git is the fast path, REST (with its own retries) the one that must answer
+            policy = RetryPolicy(attempts=1, max_rate_limit_wait=0)
+            self._git = GitHost(url, credentials, policy=policy, auth_hint=self._auth_hint,
+                                pool=RequestsPool(self._api()._session, timeout=GIT_TIMEOUT), fallback=False)
         return self._git or None
 
     def _over_git(self, what: str, use: Callable[[Any], T]) -> T | None:
         """*use(git host)*, or None when git cannot answer here: the REST API then answers instead, from now on.
 
         Any failure sends the request to REST — no ``filter`` or protocol v2 (Bitbucket before 7.13 / 5.13,
-        or partial clones turned off), git over HTTP disabled, a token git refuses, a broken answer — and
-        REST gives the answer of record (a missing repository, ref or path is its to report)."""
+        or partial clones turned off), git over HTTP disabled, a token git refuses, a broken answer, a 5xx,
+        a rate limit, no answer within ``GIT_TIMEOUT`` — at once (git is tried once, not retried), and REST
+        gives the answer of record (a missing repository, ref or path is its to report)."""
         from gitflows.errors import GitflowsError
         from gitflows.hosts.git import GitUnavailable
 

@@ -173,16 +173,16 @@ class RequestsPool:
         headers: dict[str, str]
         data: bytes
 
-    def __init__(self, session: Any) -> None:
-        self.session = session
+    def __init__(self, session: Any, timeout: float | None = None) -> None:
+        self.session, self.timeout = session, timeout  # *timeout*: at most this, whatever a caller asks
 
     def request(self, method: str, url: str, *, body: bytes, headers: dict[str, str], timeout: float,
                 **_: Any) -> RequestsPool.Answer:
         import requests
 
         try:
-            response = self.session.request(method, url, data=body, headers=headers, timeout=timeout,
-                                            allow_redirects=False)
+            response = self.session.request(method, url, data=body, headers=headers, allow_redirects=False,
+                                            timeout=min(timeout, self.timeout) if self.timeout else timeout)
         except requests.RequestException as exc:
             raise FetchFailed(None, type(exc).__name__) from None
         return RequestsPool.Answer(response.status_code, dict(response.headers), response.content)

@@ -138,3 +138,40 @@ def test_over_real_http_a_cold_pinned_load_is_three_requests_at_any_size(source,
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def test_a_git_server_error_is_not_retried_rest_answers_at_once(server):
+    server.fake.fail(r"/git-upload-pack$", 503, "Service Unavailable", times=10)
+    assert server.make(ref=server.fake.repo.v1).get_flow(flow_name="etl").run().results["transform"] == "v1:0,10,20"
+    assert len(_git(server)) == 1 and len(_rest(server)) == 5
+
+
+def test_a_stalled_git_server_is_given_up_on_within_the_timeout(source, monkeypatch):
+    """Git answers nothing (a stalled proxy, a hung server): after GIT_TIMEOUT the load goes on over REST,
+    over a real socket."""
+    import time
+
+    import gitflows.hosts.bitbucket as bitbucket
+
+    monkeypatch.setattr(bitbucket, "GIT_TIMEOUT", 0.5)
+    monkeypatch.setenv("BB_TOKEN", TOKEN)
+    fake, httpd = serve(lambda base: FakeBitbucketServer(NO_MOCK, source, base=base, token=TOKEN))
+    real = fake.post_upload_pack
+
+    def stall(query):
+        time.sleep(3)
+        return real(query)
+
+    fake.routes.insert(0, ("POST", __import__("re").compile("^/scm/acme/flows\\.git/git-upload-pack$"), stall))
+    try:
+        from gitflows.storage.bitbucket import Bitbucket
+
+        storage = Bitbucket(project="ACME", repo="flows", host=fake.base, path="flows/etl.py", ref=source.v1,
+                            access_token_secret="BB_TOKEN")
+        started = time.monotonic()
+        assert storage.get_flow(flow_name="etl").run().results["transform"] == "v1:0,10,20"
+        assert time.monotonic() - started < 2.5
+        assert sum(1 for _, p in fake.requests if "/scm/" in p) == 1
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
