@@ -17,12 +17,13 @@ The contract:
 * **Errors** are :mod:`gitflows.errors` types naming the host and repository:
   ``RepoNotFoundError`` (no such repository, or no access), ``RefNotFoundError`` (no such
   branch, tag or commit), ``PathNotFoundError`` (no such file at that commit).
-* **Threads**: a host instance is used by one thread at a time; create one per thread.
+* **Threads**: a host instance is used by one thread at a time; create one per thread. ``read_many``
+  may read on threads of its own (:attr:`OneByOne.concurrent_reads`), and returns only when they are done.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Protocol
 
 from gitflows.errors import PathNotFoundError
@@ -76,6 +77,11 @@ class Host(Protocol):
 class OneByOne:
     """The shared default ``read_many`` for hosts that cannot fetch several files in one request."""
 
+    #: reads ``read_many`` runs at once. 1 reads in turn; a host whose client allows concurrent requests
+    #: (a ``requests`` session called directly, a boto3 client) sets more: a level of imports then costs one
+    #: round trip of waiting instead of one per file (the request count is the same).
+    concurrent_reads = 1
+
     @property
     def probes(self) -> bool:
         return False
@@ -88,10 +94,34 @@ class OneByOne:
         raise NotImplementedError
 
     def read_many(self, items: Iterable[tuple[str, str, str | None]]) -> dict[str, bytes]:
-        found: dict[str, bytes] = {}
-        for path, sha, blob in items:
-            try:
-                found[path] = self.read(path, sha, blob)
-            except PathNotFoundError:
-                continue
-        return found
+        return read_each(self.read, list(items), self.concurrent_reads)
+
+
+def read_each(read: Callable[[str, str, str | None], bytes], items: Sequence[tuple[str, str, str | None]],
+              workers: int = 1) -> dict[str, bytes]:
+    """``{path: read(path, sha, blob id)}`` for *items*, a file that does not exist (``PathNotFoundError``) left
+    out; up to *workers* reads at once, on threads of their own. Any other failure is raised once every read
+    has ended (the first, in the order of *items*): no read is left running behind the caller."""
+    def one(item: tuple[str, str, str | None]) -> bytes | None:
+        try:
+            return read(*item)
+        except PathNotFoundError:
+            return None
+
+    results: list[bytes | None] = []
+    if workers <= 1 or len(items) < 2:
+        results = [one(item) for item in items]
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        failure: BaseException | None = None
+        with ThreadPoolExecutor(max_workers=min(workers, len(items)), thread_name_prefix="gitflows-read") as pool:
+            for future in [pool.submit(one, item) for item in items]:
+                try:
+                    results.append(future.result())
+                except BaseException as exc:  # noqa: BLE001 - re-raised below, after the other reads
+                    failure = failure or exc
+                    results.append(None)
+        if failure is not None:
+            raise failure
+    return {item[0]: data for item, data in zip(items, results, strict=True) if data is not None}

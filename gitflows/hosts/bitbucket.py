@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import io
 import tarfile
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
@@ -36,7 +37,7 @@ from gitflows.errors import (
     RefNotFoundError,
     RepoNotFoundError,
 )
-from gitflows.hosts import OneByOne
+from gitflows.hosts import OneByOne, read_each
 from gitflows.hosts.listing import Folder, FolderListing
 from gitflows.redact import get_logger
 from gitflows.remote import HTTPFailure, RetryPolicy, call
@@ -68,6 +69,7 @@ class _BitbucketBase(OneByOne):
     (it would sleep for as long as the server says): rate limits go through gitflows.remote."""
 
     kind = "bitbucket"
+    concurrent_reads = 8  # atlassian-python-api calls its requests session directly: concurrent reads are safe
     url: str
     repo_label: str
 
@@ -75,6 +77,7 @@ class _BitbucketBase(OneByOne):
         self._policy = policy
         self._auth_hint = auth_hint
         self._client: Any = None
+        self._client_lock = threading.Lock()
 
     def label(self) -> str:
         return f"Bitbucket {self.repo_label} ({self.url})"
@@ -83,6 +86,10 @@ class _BitbucketBase(OneByOne):
         raise NotImplementedError
 
     def _api(self) -> Any:
+        with self._client_lock:  # read_many's threads may ask first: one client, the secret resolved once
+            return self._make_client_once()
+
+    def _make_client_once(self) -> Any:
         if self._client is None:
             try:
                 import atlassian  # noqa: F401
@@ -295,13 +302,7 @@ class BitbucketServerHost(_BitbucketBase):
         return data
 
     def _one_by_one(self, items: Iterable[tuple[str, str, str | None]]) -> dict[str, bytes]:
-        found: dict[str, bytes] = {}
-        for path, sha, _ in items:
-            try:
-                found[path] = self._raw(path, sha)
-            except PathNotFoundError:
-                continue
-        return found
+        return read_each(lambda path, sha, _: self._raw(path, sha), list(items), self.concurrent_reads)
 
     def tree(self, sha: str) -> Mapping[str, str | None]:
         """Over git: the commit's trees in one request (``deepen 1``, ``filter blob:none``), every path with its

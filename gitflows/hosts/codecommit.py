@@ -12,6 +12,7 @@ botocore's own retries are off; :mod:`gitflows.remote` retries throttling and se
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -44,6 +45,7 @@ NOT_FOUND: dict[str, type[NotFoundError]] = {
 
 class CodeCommitHost(OneByOne):
     kind = "codecommit"
+    concurrent_reads = 8  # boto3 clients are thread-safe
 
     def __init__(self, repo: str, client_options: Mapping[str, Any] | None = None,
                  policy: RetryPolicy | None = None, client: Any = None,
@@ -56,6 +58,7 @@ class CodeCommitHost(OneByOne):
         self.credentials = credentials if credentials else given
         self._policy = policy
         self._client = client
+        self._client_lock = threading.Lock()
         self._folders: dict[tuple[str, str], tuple[dict[str, str], set[str]]] = {}
 
     def label(self) -> str:
@@ -67,8 +70,9 @@ class CodeCommitHost(OneByOne):
         return ("codecommit", where.replace("://", "-").replace("/", "-").strip("-") or "default", self.repo)
 
     def client(self) -> Any:
-        if self._client is None:
-            self._client = aws_client("codecommit", self.options, "aws", self.credentials)
+        with self._client_lock:  # read_many's threads may ask first: one client, credentials resolved once
+            if self._client is None:
+                self._client = aws_client("codecommit", self.options, "aws", self.credentials)
         return self._client
 
     def _call(self, fn: Callable[[], T], action: str, not_found: type[NotFoundError]) -> T:

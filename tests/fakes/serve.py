@@ -23,7 +23,7 @@ class _Request:
 def serve(make_fake, latency: float = 0.0):
     """Start a server on a free port; *make_fake(base_url)* builds the fake. Returns (fake, server).
     *latency* seconds pass before each answer (a network round trip, for benchmarks); ``server.latency``
-    changes it later."""
+    changes it later. ``server.max_in_flight`` is the most requests it was answering at once."""
     holder = {}
 
     class Handler(BaseHTTPRequestHandler):
@@ -42,6 +42,16 @@ def serve(make_fake, latency: float = 0.0):
             self._answer("GET", None)
 
         def _answer(self, method: str, body: bytes | None) -> None:
+            with server.lock:
+                server.in_flight += 1
+                server.max_in_flight = max(server.max_in_flight, server.in_flight)
+            try:
+                self._reply(method, body)
+            finally:
+                with server.lock:
+                    server.in_flight -= 1
+
+        def _reply(self, method: str, body: bytes | None) -> None:
             if server.latency:
                 import time
 
@@ -62,6 +72,7 @@ def serve(make_fake, latency: float = 0.0):
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.latency = latency
+    server.lock, server.in_flight, server.max_in_flight = threading.Lock(), 0, 0  # requests answered at once
     port = server.server_address[1]
     holder["fake"] = make_fake(f"http://127.0.0.1:{port}")
     threading.Thread(target=server.serve_forever, daemon=True).start()

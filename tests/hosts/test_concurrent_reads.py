@@ -1,0 +1,87 @@
+"""Hosts that read one file per request (Bitbucket Cloud, Bitbucket Server over REST, CodeCommit) read a level
+of imports concurrently: the same requests, one round trip of waiting instead of one per file."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+
+import pytest
+
+from gitflows import Flow
+from gitflows.cache import Cache
+from gitflows.errors import AuthenticationError, PathNotFoundError
+from gitflows.hosts import read_each
+from gitflows.storage import from_dict
+from gitflows.storage.bitbucket import Bitbucket
+
+from ..fakes.bitbucket_api import FakeBitbucketCloud
+from ..fakes.serve import NO_MOCK, serve
+from .conftest import TOKEN, assert_secret_hidden
+
+
+@pytest.fixture
+def cloud(source, monkeypatch):
+    monkeypatch.setenv("BB_USER", "robot-user")
+    monkeypatch.setenv("BB_APP_PASSWORD", TOKEN)
+    fake, httpd = serve(lambda base: FakeBitbucketCloud(NO_MOCK, source, base=base, username="robot-user",
+                                                          password=TOKEN))
+    yield fake, httpd
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def _storage(fake, ref):
+    return Bitbucket(project="ACME", repo="flows", workspace="acme", host=fake.base, path="flows/etl.py", ref=ref,
+                     cloud_username_secret="BB_USER", cloud_app_password_secret="BB_APP_PASSWORD")
+
+
+def test_a_registered_closure_is_read_concurrently_on_bitbucket_cloud(cloud, source):
+    fake, httpd = cloud
+    storage = _storage(fake, "trunk")
+    storage.add_flow(Flow("etl"))
+    storage.build()
+    data = storage.serialize()
+    shutil.rmtree(Cache().root, ignore_errors=True)
+    fake.requests.clear()
+    httpd.latency, httpd.max_in_flight = 0.2, 0
+    assert from_dict(data).get_flow().run().results["transform"] == "v1:0,10,20"
+    assert len(fake.requests) == 5  # one per file, as before
+    assert httpd.max_in_flight == 5  # all of them at once
+
+
+def test_a_failure_among_concurrent_reads_is_raised_once_the_others_end(cloud, source, caplog):
+    fake, httpd = cloud
+    storage = _storage(fake, "trunk")
+    storage.add_flow(Flow("etl"))
+    storage.build()
+    data = storage.serialize()
+    shutil.rmtree(Cache().root, ignore_errors=True)
+    fake.fail(r"/flows/lib/fmt\.py$", 401, {"type": "error", "error": {"message": "Bad credentials"}})
+    with pytest.raises(AuthenticationError, match="BB_APP_PASSWORD") as err:
+        from_dict(data).get_flow()
+    # no read left running behind the error
+    assert not [t for t in threading.enumerate() if t.name.startswith("gitflows-read")]
+    assert_secret_hidden(TOKEN, error=err.value, caplog=caplog)
+
+
+def test_read_each_leaves_missing_files_out_and_raises_the_first_failure_after_all_reads():
+    finished = []
+
+    def read(path, sha, blob):
+        time.sleep(0.05 if path == "slow.py" else 0)
+        finished.append(path)
+        if path.startswith("missing"):
+            raise PathNotFoundError(path)
+        if path.startswith("bad"):
+            raise RuntimeError(path)
+        return path.encode()
+
+    items = [(p, "c" * 40, None) for p in ["a.py", "missing.py", "slow.py"]]
+    assert read_each(read, items, workers=8) == {"a.py": b"a.py", "slow.py": b"slow.py"}
+    finished.clear()
+    items = [(p, "c" * 40, None) for p in ["bad1.py", "slow.py", "bad2.py"]]
+    with pytest.raises(RuntimeError, match="bad1"):
+        read_each(read, items, workers=8)
+    assert sorted(finished) == ["bad1.py", "bad2.py", "slow.py"]  # every read ended before the raise
