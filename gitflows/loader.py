@@ -34,20 +34,21 @@ no library beyond the standard one until the script itself imports something.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import posixpath
 import re
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from gitflows.cache import Cache, closure_key, git_blob_id
 from gitflows.errors import ConfigurationError, IntegrityError, PathNotFoundError, RefNotFoundError, ScriptError
 from gitflows.flow import Flow, select_flow
-from gitflows.hosts import Host
-from gitflows.hosts.listing import FolderListing
+from gitflows.hosts import Host, concurrently
+from gitflows.hosts.listing import Folder, FolderListing
 from gitflows.imports import local_closure, safe_relpath
 from gitflows.redact import get_logger
 from gitflows.script import extract_flows
@@ -181,7 +182,7 @@ class _Discovery:
         lists folders in the same round trip does so here. A missing script is a PathNotFoundError naming
         the Python files beside it."""
         wanted = [(rel, self.sha, None) for rel in dict.fromkeys([script, *extra])]
-        for rel, data in _read_many(self.host, wanted).items():
+        for rel, data in self._read_and_list(wanted, script).items():
             self._store(rel, data)
         if script in self.files:
             return
@@ -193,6 +194,22 @@ class _Discovery:
         nearby = [p for p in beside if p.endswith(".py")]
         hint = f"; Python files in {folder or 'the root'}/: {', '.join(nearby[:10])}" if nearby else ""
         raise PathNotFoundError(f"{self.label}: {script} does not exist at commit {self.sha}{hint}")
+
+    def _read_and_list(self, wanted: Sequence[tuple[str, str, str | None]], script: str) -> dict[str, bytes]:
+        """Read *wanted*; a host listing folders one request each, that can have several in flight, lists the
+        folders on the script's way (the root to its folder: import resolution looks there first) at the same
+        time, so they cost one round trip of waiting with the script's read, not one each after it."""
+        listing = self.listing
+        if not isinstance(listing, FolderListing) or self.host.concurrent_reads <= 1:
+            return _read_many(self.host, wanted)
+        parts = posixpath.dirname(script).split("/") if posixpath.dirname(script) else []
+        folders = [f for f in ("/".join(parts[:depth]) for depth in range(len(parts) + 1)) if not listing.listed(f)]
+        tasks: list[Callable[[], object]] = [lambda: _read_many(self.host, wanted)]
+        tasks += [functools.partial(listing.fetch, folder) for folder in folders]
+        read, *found = concurrently(_run, tasks, self.host.concurrent_reads)
+        for folder, entries in zip(folders, found, strict=True):
+            listing.record(folder, entries if isinstance(entries, Folder) else None)
+        return read if isinstance(read, dict) else {}
 
     def probe(self, paths: list[str]) -> None:
         """Read every path a level of imports could resolve to, in one batch: what the host returns exists
@@ -310,6 +327,10 @@ def _tree(host: Host, sha: str, cache: Cache, closure: Closure, files: dict[str,
         raise IntegrityError(f"{label}: registered files at commit {sha} are not on the server (was history "
                              f"rewritten?): {', '.join(absent)}")
     return cache.materialise(key, {rel: files[rel] for rel, _ in closure})
+
+
+def _run(task: Callable[[], object]) -> object:
+    return task()
 
 
 def _read_many(host: Host, items: Sequence[tuple[str, str, str | None]]) -> dict[str, bytes]:

@@ -24,14 +24,20 @@ The contract:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from gitflows.errors import PathNotFoundError
+
+A = TypeVar("A")
+R = TypeVar("R")
 
 
 class Host(Protocol):
     #: short name, first segment of cache keys ("github", "gitlab", ...)
     kind: str
+    #: requests the host may have in flight at once (its client allows it); the loader lists the folders
+    #: on the script's way while it reads the script when more than 1
+    concurrent_reads: int
     @property
     def probes(self) -> bool:
         """True when the host reads many paths in one request, missing ones simply absent (GraphQL): the
@@ -100,28 +106,33 @@ class OneByOne:
 def read_each(read: Callable[[str, str, str | None], bytes], items: Sequence[tuple[str, str, str | None]],
               workers: int = 1) -> dict[str, bytes]:
     """``{path: read(path, sha, blob id)}`` for *items*, a file that does not exist (``PathNotFoundError``) left
-    out; up to *workers* reads at once, on threads of their own. Any other failure is raised once every read
-    has ended (the first, in the order of *items*): no read is left running behind the caller."""
+    out; up to *workers* reads at once (:func:`concurrently`)."""
     def one(item: tuple[str, str, str | None]) -> bytes | None:
         try:
             return read(*item)
         except PathNotFoundError:
             return None
 
-    results: list[bytes | None] = []
-    if workers <= 1 or len(items) < 2:
-        results = [one(item) for item in items]
-    else:
-        from concurrent.futures import ThreadPoolExecutor
-
-        failure: BaseException | None = None
-        with ThreadPoolExecutor(max_workers=min(workers, len(items)), thread_name_prefix="gitflows-read") as pool:
-            for future in [pool.submit(one, item) for item in items]:
-                try:
-                    results.append(future.result())
-                except BaseException as exc:  # noqa: BLE001 - re-raised below, after the other reads
-                    failure = failure or exc
-                    results.append(None)
-        if failure is not None:
-            raise failure
+    results = concurrently(one, items, workers)
     return {item[0]: data for item, data in zip(items, results, strict=True) if data is not None}
+
+
+def concurrently(fn: Callable[[A], R], items: Sequence[A], workers: int = 1) -> list[R]:
+    """``[fn(item) for item in items]``, up to *workers* at once on threads of their own (in turn when 1).
+    A failure is raised once every call has ended (the first, in the order of *items*): nothing is left
+    running behind the caller."""
+    if workers <= 1 or len(items) < 2:
+        return [fn(item) for item in items]
+    from concurrent.futures import ThreadPoolExecutor
+
+    results: list[R] = []
+    failure: BaseException | None = None
+    with ThreadPoolExecutor(max_workers=min(workers, len(items)), thread_name_prefix="gitflows-read") as pool:
+        for future in [pool.submit(fn, item) for item in items]:
+            try:
+                results.append(future.result())
+            except BaseException as exc:  # noqa: BLE001 - re-raised below, after the other calls
+                failure = failure or exc
+    if failure is not None:
+        raise failure
+    return results

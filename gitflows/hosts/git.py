@@ -91,6 +91,7 @@ def split_url(url: str) -> tuple[str, Credentials | None]:
 class GitHost:
     probes = False  # the commit's tree is local once fetched: listing it costs nothing
     kind = "git"
+    concurrent_reads = 1
 
     def __init__(self, url: str, credentials: Callable[[], Credentials | None] = lambda: None,
                  secret_name: str | None = None, policy: RetryPolicy | None = None,

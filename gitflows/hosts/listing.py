@@ -87,6 +87,18 @@ class FolderListing(Mapping[str, "str | None"]):
         if not found.complete:
             self._incomplete.add(folder)
 
+    def fetch(self, folder: str) -> Folder | None:
+        """*folder*'s entries from the host, not recorded: safe on another thread; :meth:`record` keeps them."""
+        return self._list(self._sha, folder)
+
+    def record(self, folder: str, found: Folder | None) -> None:
+        """Keep what :meth:`fetch` returned (no root: no such commit, as when listed here)."""
+        if found is None and not folder and "" not in self._listed:
+            from gitflows.errors import RefNotFoundError
+
+            raise RefNotFoundError(f"{self._label}: no commit {self._sha}")
+        self.prime(folder, found)
+
     def listed(self, folder: str) -> bool:
         return folder in self._listed
 
