@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
 from gitflows.errors import (
+    AccessDeniedError,
     ConfigurationError,
     LibraryMissingError,
     NotFoundError,
@@ -346,11 +347,14 @@ class BitbucketServerHost(_BitbucketBase):
             data = self._get(f"{self._base}/archive", f"reading {len(paths)} files at commit {sha} as one archive",
                              PathNotFoundError, params={"at": sha, "format": "tar", "path": paths}, raw=True)
             found = _untar(data, set(paths))
-        except PathNotFoundError:
+        except (PathNotFoundError, AccessDeniedError) as refused:
+            # 404: no archive endpoint (before 5.1) or a path git archive did not match; 403: archives
+            # refused (a proxy or a plugin) while files may still be read one by one
             rest = self._one_by_one(wanted)
             if len(rest) == len(paths):
-                log.info("%s: the server has no archive endpoint (Bitbucket Server before 5.1); reading files "
-                         "one by one", self.label())
+                log.info("%s: the server refuses archives (%s); reading files one by one", self.label(),
+                         "HTTP 403" if isinstance(refused, AccessDeniedError) else "no archive endpoint: "
+                         "Bitbucket Server before 5.1")
                 self._archive_works = False
             return rest
         missing = [item for item in wanted if item[0] not in found]

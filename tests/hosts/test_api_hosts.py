@@ -337,11 +337,19 @@ def _archives(backend) -> int:
     return sum(1 for _, p in backend.fake.requests if p.split("?")[0].endswith("/archive"))
 
 
-def test_bitbucket_server_before_5_1_reads_one_by_one_after_one_refused_archive(rsps, source, monkeypatch):
-    """A server without the archive endpoint (404 there): the files are read one by one, and the host stops asking
-    for archives once one-by-one reads found every file the archive was refused for."""
+@pytest.mark.parametrize("refusal", [404, 403])
+def test_bitbucket_server_refusing_archives_reads_one_by_one_after_one_refused_archive(rsps, source, monkeypatch,
+                                                                                       refusal):
+    """A server without the archive endpoint (404 there: before 5.1), or refusing archives (403: a proxy, a
+    plugin): the files are read one by one, and the host stops asking for archives once one-by-one reads found
+    every file the archive was refused for."""
     backend = make_backend("bitbucket-server-rest", rsps, source, monkeypatch)
-    backend.fake.archive, backend.fake.page_cap = False, 1000
+    backend.fake.page_cap = 1000
+    if refusal == 404:
+        backend.fake.archive = False
+    else:
+        backend.fake.fail(r"/archive$", 403, {"errors": [{"context": None, "message": "Archive downloads are disabled",
+                                                          "exceptionName": None}]}, times=10)
     storage = backend.make(ref="trunk")
     storage.add_flow(Flow("etl"))
     storage.build()  # a discovered closure: the level of imports is the first batch

@@ -37,14 +37,19 @@ def _storage(fake, ref):
                      cloud_username_secret="BB_USER", cloud_app_password_secret="BB_APP_PASSWORD")
 
 
-def test_a_registered_closure_is_read_concurrently_on_bitbucket_cloud(cloud, source):
-    fake, httpd = cloud
+def _registered(fake):
+    """The serialized storage of etl as registered (closure recorded), with an empty cache and no request counted."""
     storage = _storage(fake, "trunk")
     storage.add_flow(Flow("etl"))
     storage.build()
-    data = storage.serialize()
     shutil.rmtree(Cache().root, ignore_errors=True)
     fake.requests.clear()
+    return storage.serialize()
+
+
+def test_a_registered_closure_is_read_concurrently_on_bitbucket_cloud(cloud, source):
+    fake, httpd = cloud
+    data = _registered(fake)
     httpd.latency, httpd.max_in_flight = 0.2, 0
     assert from_dict(data).get_flow().run().results["transform"] == "v1:0,10,20"
     assert len(fake.requests) == 5  # one per file, as before
@@ -53,11 +58,7 @@ def test_a_registered_closure_is_read_concurrently_on_bitbucket_cloud(cloud, sou
 
 def test_a_failure_among_concurrent_reads_is_raised_once_the_others_end(cloud, source, caplog):
     fake, httpd = cloud
-    storage = _storage(fake, "trunk")
-    storage.add_flow(Flow("etl"))
-    storage.build()
-    data = storage.serialize()
-    shutil.rmtree(Cache().root, ignore_errors=True)
+    data = _registered(fake)
     fake.fail(r"/flows/lib/fmt\.py$", 401, {"type": "error", "error": {"message": "Bad credentials"}})
     with pytest.raises(AuthenticationError, match="BB_APP_PASSWORD") as err:
         from_dict(data).get_flow()
