@@ -111,6 +111,21 @@ def test_build_pins_the_sha_so_a_moved_branch_changes_nothing(backend, source):
     assert backend.name != "bitbucket-cloud" or backend.reads() == 5
 
 
+def test_a_warm_load_of_a_branch_costs_one_ref_lookup(backend, source):
+    """Tracking a branch: what it points to is asked every load (one request: the hosts page as the real APIs do at
+    most), the files come from the cache; when the branch moves, only what changed is read."""
+    if hasattr(backend.fake, "page_cap"):
+        backend.fake.page_cap = 100
+    backend.make(ref="trunk").get_flow(flow_name="etl")
+    backend.fake.requests.clear()
+    assert backend.make(ref="trunk").get_flow(flow_name="etl").run().results["transform"] == "v1:0,10,20"
+    assert len(backend.fake.requests) == 1 and backend.resolves() == 1, backend.fake.requests
+    source.commit(V2_FMT, "v2 on trunk")
+    backend.fake.requests.clear()
+    assert backend.make(ref="trunk").get_flow(flow_name="etl").run().results["transform"].startswith("v2:")
+    assert backend.resolves() == 1
+
+
 def test_warm_load_makes_no_request_even_when_the_host_is_gone(backend, source, rsps):
     storage = backend.make(ref=source.v1)
     storage.get_flow(flow_name="etl")
