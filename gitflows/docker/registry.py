@@ -79,21 +79,41 @@ class RegistryClient:
                     auth_hint="check the registry user name and password secrets")
 
     def _bearer(self, response: Any) -> bool:
+        """Answer a ``WWW-Authenticate: Bearer realm=...`` challenge: ask the realm (the registry's token
+        service, often another host) for a token with the user's basic credentials. Whether a token came;
+        a token service that fails (no answer, 5xx, 429, not JSON) is an :class:`HTTPFailure`, so the
+        request is retried or fails under gitflows' policy like any other; one that refuses (401, 403) leaves
+        the registry's own 401 to say so."""
+        import requests
+
         challenge = response.headers.get("WWW-Authenticate", "")
         if not challenge.lower().startswith("bearer"):
             return False
         params = dict(re.findall(r'(\w+)="([^"]*)"', challenge))
-        realm = params.pop("realm", None)
-        if not realm:
-            return False
-        answer = self.session.get(realm, params=params, auth=self._basic, timeout=60)
+        realm = params.pop("realm", "")
+        if not realm.startswith(("https://", "http://")):
+            return False  # no realm, or not one to send credentials to
+        failed: str | None = None
+        try:
+            answer = self.session.get(realm, params=params, auth=self._basic, timeout=60)
+        except requests.RequestException as exc:
+            failed = f"token service {realm.split('?')[0]}: {type(exc).__name__}"
+        if failed is not None:  # raised outside the handler: the library's exception is not carried
+            raise HTTPFailure(None, {}, failed)
+        if answer.status_code == 429 or answer.status_code >= 500:
+            raise HTTPFailure(answer.status_code, dict(answer.headers), f"token service: {answer.text[:200]}")
         if answer.status_code != 200:
             return False
-        body = answer.json()
-        self._token = body.get("token") or body.get("access_token")
-        if self._token:
-            register_secret(self._token)
-        return bool(self._token)
+        try:
+            body = answer.json()
+            token = body.get("token") or body.get("access_token") if isinstance(body, dict) else None
+        except ValueError:
+            token = None
+        if not isinstance(token, str) or not token:
+            raise HTTPFailure(502, {}, f"token service {realm.split('?')[0]} answered without a token")
+        register_secret(token)
+        self._token = token
+        return True
 
     def _check(self, response: Any, what: str) -> Any:
         if response.status_code == 404:

@@ -18,15 +18,18 @@ BASE_TAR = CACHE / "bookworm-python3-rootfs.tar"
 
 
 class Registry:
-    def __init__(self, tmp: Path, username: str | None = None, password: str | None = None) -> None:
+    def __init__(self, tmp: Path, username: str | None = None, password: str | None = None,
+                 token_auth: str = "") -> None:
+        """*token_auth*: the ``auth:`` section of a token service (tests/servers/token_auth.py) instead of
+        htpasswd."""
         binary = shutil.which("docker-registry")
         if binary is None:
             pytest.skip("docker-registry is not installed (apt-get install docker-registry)")
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.host = f"127.0.0.1:{self.port}"
-        auth = ""
-        if username:
+        auth = token_auth
+        if username and not token_auth:
             import bcrypt
 
             (tmp / "htpasswd").write_text(f"{username}:{bcrypt.hashpw(password.encode(), bcrypt.gensalt(4)).decode()}\n")
