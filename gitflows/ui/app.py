@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,8 @@ from gitflows.ui import views
 log = get_logger(__name__)
 HERE = Path(__file__).parent
 COOKIE = "gitflows_session"
+SUBMISSIONS_KEPT = 1000
+LOGIN_FAILURES, LOGIN_WINDOW = 5, 60.0  # wrong tokens from one address, within seconds, before it must wait
 Handler = Callable[[Request], Awaitable[Response]]
 
 
@@ -42,6 +46,29 @@ class UI:
         self.token = token or None
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
         self.templates.env.globals["graph_svg"] = graph_svg
+        # runs created per submission key (a form's hidden field, the API's Idempotency-Key): a double click
+        # or a retried request starts one run, not two. Handlers run one at a time on the event loop, so
+        # look-up and insert cannot interleave (several worker processes would each keep their own).
+        self.submitted: OrderedDict[str, int] = OrderedDict()
+        self.failures: dict[str, list[float]] = {}  # client address -> times of its recent wrong tokens
+
+    def remember(self, key: str, run_id: int) -> None:
+        self.submitted[key] = run_id
+        while len(self.submitted) > SUBMISSIONS_KEPT:
+            self.submitted.popitem(last=False)
+
+    def throttled(self, client: str) -> float:
+        """Seconds *client* must wait before trying another token (0: it may): LOGIN_FAILURES wrong tokens
+        within LOGIN_WINDOW seconds lock it out for the rest of that window."""
+        now = time.monotonic()
+        recent = [t for t in self.failures.get(client, []) if now - t < LOGIN_WINDOW]
+        self.failures[client] = recent
+        return LOGIN_WINDOW - (now - recent[0]) if len(recent) >= LOGIN_FAILURES else 0.0
+
+    def failed_login(self, client: str) -> None:
+        self.failures.setdefault(client, []).append(time.monotonic())
+        if len(self.failures) > SUBMISSIONS_KEPT:  # many addresses: forget the oldest
+            self.failures.pop(next(iter(self.failures)))
 
     def registry(self) -> Registry:
         return open_registry(self.registry_url, create=False)
@@ -69,7 +96,8 @@ class UI:
     def page(self, request: Request, template: str, status: int = 200, **context: Any) -> Response:
         nonce = self.session(request)
         context.update(request=request, can_act=nonce is not None, csrf=self.csrf(nonce),
-                       actions_configured=self.token is not None, run_states=views.RUN_STATES)
+                       actions_configured=self.token is not None, run_states=views.RUN_STATES,
+                       submission=secrets.token_hex(16))
         return self.templates.TemplateResponse(request, template, context, status_code=status)
 
 
@@ -176,7 +204,16 @@ async def login_page(request: Request) -> Response:
     if ui.token is None:
         return ui.page(request, "login.html", status=403, error="this page is read-only: no token is configured "
                                                                  "(start it with GITFLOWS_UI_TOKEN naming a secret)")
+    client = _client(request)
+    wait = ui.throttled(client)
+    if wait > 0:
+        response = ui.page(request, "login.html", status=429,
+                           error=f"too many wrong tokens from {client}; try again in {wait:.0f} s")
+        response.headers["Retry-After"] = str(int(wait) + 1)
+        return response
     if not hmac.compare_digest(given.encode(), ui.token.encode()):
+        ui.failed_login(client)
+        log.warning("ui: wrong token given at /login from %s", client)
         return ui.page(request, "login.html", status=403, error="wrong token")
     nonce = secrets.token_hex(16)
     target = str(form.get("next") or "/")
@@ -201,13 +238,17 @@ async def start_run_form(request: Request) -> Response:
     if denied:
         return denied
     pairs = {k[len("param:"):]: str(v) for k, v in form.multi_items() if k.startswith("param:") and str(v) != ""}
+    key = f"form:{name}:{form.get('submission') or secrets.token_hex(16)}"
 
     def start(reg: Registry) -> Response:
+        if key in ui.submitted:  # the same form sent again (a double click, a reload): the run it started
+            return RedirectResponse(f"/runs/{ui.submitted[key]}", status_code=303)
         try:
             created = _create_run(reg, name, {k: parse_value(k, v) for k, v in pairs.items()})
         except ParameterError as exc:
             return ui.page(request, "flow.html", status=400, flow=views.flow(reg, name), error=str(exc),
                            values=pairs)
+        ui.remember(key, created)
         return RedirectResponse(f"/runs/{created}", status_code=303)
 
     return with_registry(request, "page", start)
@@ -272,11 +313,18 @@ async def api_start_run(request: Request) -> Response:
     if not isinstance(parameters, dict):
         return _failure(ui, request, "api", 400, 'expected JSON {"parameters": {...}}')
 
+    idempotency = request.headers.get("idempotency-key")
+    key = f"api:{request.path_params['name']}:{idempotency}" if idempotency else None
+
     def start(reg: Registry) -> Response:
+        if key is not None and key in ui.submitted:  # a retried request: the run it started, not another
+            return JSONResponse(views.run_summary(reg.get_run(ui.submitted[key])), status_code=200)
         try:
             run_id = _create_run(reg, request.path_params["name"], parameters)
         except ParameterError as exc:
             return _failure(ui, request, "api", 400, str(exc))
+        if key is not None:
+            ui.remember(key, run_id)
         return JSONResponse(views.run_summary(reg.get_run(run_id)), status_code=201)
 
     return with_registry(request, "api", start)
@@ -330,12 +378,25 @@ def _cancel(request: Request, kind: str, run_id: int) -> Response:
 
 
 def _bearer_denied(ui: UI, request: Request) -> Response | None:
-    """An API action without ``Authorization: Bearer <token>`` is refused: 401, or 403 on a read-only page."""
-    if ui.bearer_ok(request):
-        return None
+    """An API action without ``Authorization: Bearer <token>`` is refused: 401, or 403 on a read-only page; an
+    address that sent too many wrong tokens (here or at /login) waits: 429."""
     if ui.token is None:
         return _failure(ui, request, "api", 403, "read-only: no token is configured")
+    client = _client(request)
+    wait = ui.throttled(client)
+    if wait > 0:
+        response = _failure(ui, request, "api", 429, f"too many wrong tokens from {client}; try again in {wait:.0f} s")
+        response.headers["Retry-After"] = str(int(wait) + 1)
+        return response
+    if ui.bearer_ok(request):
+        return None
+    if request.headers.get("authorization"):
+        ui.failed_login(client)
     return _failure(ui, request, "api", 401, "send Authorization: Bearer <token>")
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
 
 
 def _form_denied(ui: UI, request: Request, csrf: str) -> Response | None:

@@ -183,6 +183,54 @@ def test_actions_need_the_token_and_the_forms_csrf(reg, registry_url):
     assert TOKEN not in c.get("/flows/etl").text and TOKEN not in c.cookies.get("gitflows_session", "")
 
 
+def test_a_form_sent_twice_or_a_retried_api_call_starts_one_run(reg, registry_url):
+    """A double click (the same form, same hidden submission key) or an API call retried with the same
+    Idempotency-Key starts one run; the second answer is the first run. A fresh form is a fresh run."""
+    register(reg, structure_=structure(extra_param=True))
+    c = client(registry_url)
+    login(c)
+    page = c.get("/flows/etl").text
+    form = {"csrf": re.search(r'name="csrf" value="([0-9a-f]+)"', page).group(1),
+            "submission": re.search(r'name="submission" value="([0-9a-f]+)"', page).group(1), "param:day": "x"}
+    first = c.post("/flows/etl/runs", data=form, follow_redirects=False)
+    second = c.post("/flows/etl/runs", data=form, follow_redirects=False)
+    assert first.status_code == second.status_code == 303
+    assert first.headers["location"] == second.headers["location"] and reg.count_runs() == 1
+    fresh = re.search(r'name="submission" value="([0-9a-f]+)"', c.get("/flows/etl").text).group(1)
+    assert fresh != form["submission"]
+    assert c.post("/flows/etl/runs", data={**form, "submission": fresh}, follow_redirects=False).headers[
+        "location"] != first.headers["location"]
+    assert reg.count_runs() == 2
+    auth = {"Authorization": f"Bearer {TOKEN}", "Idempotency-Key": "deploy-42"}
+    a = c.post("/api/flows/etl/runs", json={"parameters": {"day": "x"}}, headers=auth)
+    b = c.post("/api/flows/etl/runs", json={"parameters": {"day": "x"}}, headers=auth)
+    assert (a.status_code, b.status_code) == (201, 200) and a.json()["id"] == b.json()["id"]
+    assert reg.count_runs() == 3
+    other = c.post("/api/flows/etl/runs", json={"parameters": {"day": "x"}},
+                   headers={**auth, "Idempotency-Key": "deploy-43"})
+    assert other.status_code == 201 and reg.count_runs() == 4
+
+
+def test_wrong_tokens_lock_the_login_out_for_a_while(reg, registry_url, caplog):
+    register(reg)
+    c = client(registry_url)
+    for attempt in range(5):
+        assert c.post("/login", data={"token": f"guess-{attempt}"}).status_code == 403
+    locked = c.post("/login", data={"token": TOKEN})  # even the right token waits out the lock
+    assert locked.status_code == 429 and "too many wrong tokens" in locked.text
+    assert 1 <= int(locked.headers["retry-after"]) <= 61
+    assert "gitflows_session" not in c.cookies
+    assert "guess-" not in caplog.text and TOKEN not in caplog.text
+    api = c.post("/api/flows/etl/runs", json={"parameters": {}}, headers={"Authorization": f"Bearer {TOKEN}"})
+    assert api.status_code == 429 and "retry-after" in api.headers  # the API's bearer check counts the same
+    assert reg.count_runs() == 0
+    other = client(registry_url)  # a fresh app: its counters start empty
+    for attempt in range(5):
+        assert other.post("/api/flows/etl/runs", json={"parameters": {}},
+                          headers={"Authorization": f"Bearer guess-{attempt}"}).status_code == 401
+    assert other.post("/login", data={"token": TOKEN}).status_code == 429  # wrong bearers lock /login too
+
+
 @pytest.mark.parametrize("params,message", [
     ({"param:day": "x", "param:n": "1e999999"}, "holds 1e999999, not a finite number"),
     ({"param:n": "3"}, "required parameter(s) not given: day"),
