@@ -262,7 +262,8 @@ class GitHost:
             target = MemoryRepo()
             # ls-refs is limited to HEAD: the wants are object ids, the ref list is not needed
             client.fetch(path, target, determine_wants=lambda refs, depth=None: [w.encode() for w in wants],
-                         protocol_version=2, ref_prefix=[b"HEAD"], **kwargs)
+                         protocol_version=2, ref_prefix=[b"HEAD"], progress=_Progress(f"{self.label()}: {action}"),
+                         **kwargs)
             return target
 
         return self._call(once, action, not_found)
@@ -443,6 +444,30 @@ class TreeListing(Mapping[str, str | None]):
 
     def __len__(self) -> int:
         return len(self._walk())
+
+
+class _Progress:
+    """The server's progress lines of a fetch (``Counting objects: 40% (...)``), logged at INFO at most every
+    ``every`` seconds and once when a step is done: a long fetch (a server without ``filter`` sends the
+    whole commit) shows that it moves on (``gitflows -v``)."""
+
+    def __init__(self, where: str, every: float = 2.0) -> None:
+        import time
+
+        self.where, self.every, self._clock = where, every, time.monotonic
+        self._last, self._buffer = 0.0, b""
+
+    def __call__(self, data: bytes) -> None:
+        self._buffer += data
+        *lines, self._buffer = self._buffer.replace(b"\r", b"\n").split(b"\n")
+        for raw in lines:
+            line = raw.decode("utf-8", "replace").strip()
+            if not line:
+                continue
+            now = self._clock()
+            if line.endswith("done.") or now - self._last >= self.every:
+                self._last = now
+                log.info("%s: server: %s", self.where, line)
 
 
 def _raise_no_filter(*args: Any, **kwargs: Any) -> None:

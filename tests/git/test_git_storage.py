@@ -156,8 +156,10 @@ def test_unreachable_server(source, monkeypatch):
     assert TOKEN not in str(err.value)
 
 
-def test_fetch_cost_follows_the_closure(tmp_path, source, bare):
-    """With filter support only the closure's blobs cross the wire; without it, the whole commit does."""
+def test_fetch_cost_follows_the_closure(tmp_path, source, bare, caplog):
+    """With filter support only the closure's blobs cross the wire; without it, the whole commit does, and the
+    server's progress lines show in the log (``gitflows -v``) while it does."""
+    import logging
     import os
 
     from ..servers.fixtures import start_http
@@ -175,8 +177,12 @@ def test_fetch_cost_follows_the_closure(tmp_path, source, bare):
         configure(str(bare), allow_filter=False, allow_any_sha1=False)
         clear_cache()
         server.stats.reset()
+        caplog.set_level(logging.INFO, logger="gitflows")
+        caplog.clear()
         assert storage.get_flow("etl").run().results["transform"] == "v1:0,10,20"
         assert server.stats.bytes_sent > 3_000_000  # the fallback: a shallow fetch of the whole commit
+        progress = [r.getMessage() for r in caplog.records if ": server: " in r.getMessage()]
+        assert any("objects" in line for line in progress), [r.getMessage() for r in caplog.records]
     finally:
         os.environ.pop("CLONE_URL_BIG", None)
         server.stop()
