@@ -212,7 +212,7 @@ class BitbucketServerHost(_BitbucketBase):
             # one attempt, bounded: git is the fast path, REST (with its own retries) the one that must answer
             policy = RetryPolicy(attempts=1, max_rate_limit_wait=0)
             self._git = GitHost(url, credentials, policy=policy, auth_hint=self._auth_hint,
-                                pool=RequestsPool(self._api()._session, timeout=GIT_TIMEOUT), fallback=False)
+                                pool=RequestsPool(self._api().session, timeout=GIT_TIMEOUT), fallback=False)
         return self._git or None
 
     def _over_git(self, what: str, use: Callable[[Any], T]) -> T | None:
