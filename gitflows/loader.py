@@ -59,6 +59,7 @@ FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
 Closure = list[tuple[str, str]]  # [(repo-relative path, git blob id)]
 DEPTH_ENV, MAX_DEPTH = "GITFLOWS_MAX_IMPORT_DEPTH", 50  # levels of sibling imports below the script
 BYTES_ENV, MAX_BYTES = "GITFLOWS_MAX_CLOSURE_BYTES", 64 * 1024 * 1024  # total size of the files a flow needs
+MAX_WAVES = 8  # folder depths listed ahead at once per level of imports (deeper ones: as resolution asks)
 
 
 def _limit(name: str, default: int) -> int:
@@ -150,7 +151,7 @@ def _walk(host: Host, path: str, sha: str, cache: Cache, extra: Sequence[str]) -
     walk = _Discovery(host, path, sha, cache)
     walk.start(path, extra)
     paths = local_closure(path, read=walk.read, exists=walk.exists, extra=extra, prefetch=walk.prefetch,
-                          probe=walk.probe if host.probes else None)
+                          probe=walk.probe if host.probes else walk.probe_listed if walk.concurrent else None)
     for rel in paths:  # explicitly listed data files are read too
         walk.read(rel)
     closure = [(rel, git_blob_id(walk.files[rel])) for rel in paths]
@@ -171,6 +172,7 @@ class _Discovery:
     def __init__(self, host: Host, script: str, sha: str, cache: Cache) -> None:
         self.host, self.sha, self.cache, self.label = host, sha, cache, host.label()
         self.where = f"{self.label}: {script} at commit {sha}"
+        self.script_dir = posixpath.dirname(script)
         self.listing = host.tree(sha)
         self.files: dict[str, bytes] = {}
         self.missing: set[str] = set()
@@ -210,6 +212,37 @@ class _Discovery:
         for folder, entries in zip(folders, found, strict=True):
             listing.record(folder, entries if isinstance(entries, Folder) else None)
         return read if isinstance(read, dict) else {}
+
+    @property
+    def concurrent(self) -> bool:
+        """A host that lists folder by folder and can have several requests in flight."""
+        return isinstance(self.listing, FolderListing) and self.host.concurrent_reads > 1
+
+    def probe_listed(self, paths: list[str]) -> None:
+        """What resolution would ask one request at a time about a level's candidates in the script's folder
+        — listings of the folders on their way, reads of paths in folders listed only in part — asked at once:
+        a wave per folder depth. Only the first place imports are looked up (the script's folder) is probed:
+        the repository root is asked about only when that finds nothing, so it is left to resolution."""
+        listing = self.listing
+        assert isinstance(listing, FolderListing)
+        scope = self.script_dir + "/" if self.script_dir else ""
+        local = [p for p in paths if p.startswith(scope)]
+        for _ in range(MAX_WAVES):
+            folders = sorted({f for p in local if (f := listing.next_to_list(posixpath.dirname(p))) is not None})
+            uncertain = [p for p in local if p not in self.files and p not in self.missing
+                         and listing.listed(posixpath.dirname(p)) and self._listed(p) is None]
+            if not folders and not uncertain:
+                return
+            tasks: list[Callable[[], object]] = [functools.partial(listing.fetch, f) for f in folders]
+            tasks += [functools.partial(_read_many, self.host, [(rel, self.sha, None)]) for rel in uncertain]
+            answers = concurrently(_run, tasks, self.host.concurrent_reads)
+            for folder, entries in zip(folders, answers, strict=False):
+                listing.record(folder, entries if isinstance(entries, Folder) else None)
+            for rel, found in zip(uncertain, answers[len(folders):], strict=True):
+                if isinstance(found, dict) and rel in found:
+                    self._store(rel, found[rel])
+                else:
+                    self.missing.add(rel)
 
     def probe(self, paths: list[str]) -> None:
         """Read every path a level of imports could resolve to, in one batch: what the host returns exists

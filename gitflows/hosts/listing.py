@@ -87,6 +87,19 @@ class FolderListing(Mapping[str, "str | None"]):
         if not found.complete:
             self._incomplete.add(folder)
 
+    def next_to_list(self, folder: str) -> str | None:
+        """The first folder on the way to *folder* that asking about a path in it would list now; None when
+        nothing would be listed (all listed, or a complete listing already proves it absent)."""
+        parts = folder.split("/") if folder else []
+        for depth in range(len(parts) + 1):
+            current = "/".join(parts[:depth])
+            parent = posixpath.dirname(current) if current else None
+            if current not in self._folders and (parent is None or parent not in self._incomplete):
+                return None
+            if current not in self._listed:
+                return current
+        return None
+
     def fetch(self, folder: str) -> Folder | None:
         """*folder*'s entries from the host, not recorded: safe on another thread; :meth:`record` keeps them."""
         return self._list(self._sha, folder)

@@ -106,3 +106,39 @@ def test_a_cold_load_lists_the_folders_on_the_scripts_way_while_it_reads_the_scr
     assert httpd.max_in_flight >= 4  # the level of imports: 4 files
     waves = 1 + sum(1 for a, b in zip(started, started[1:]) if b - a > 0.1)  # requests sent after an answer came
     assert waves == 3, [round(t - started[0], 2) for t in started]
+
+
+def _waves(fake, httpd, load) -> tuple[int, int]:
+    """(requests, waves) of *load()*: a wave is the requests sent before any of them was answered."""
+    httpd.latency = 0.2
+    started = []
+    real = fake._dispatch
+
+    def timed(request):
+        started.append(time.monotonic())
+        return real(request)
+
+    fake._dispatch = timed
+    try:
+        load()
+    finally:
+        fake._dispatch = real
+    return len(started), 1 + sum(1 for a, b in zip(started, started[1:]) if b - a > 0.1)
+
+
+def test_beside_folders_bigger_than_a_page_the_probes_go_out_together(cloud, source, monkeypatch):
+    """Folders listed only in part make resolution probe paths (listings of possible packages, reads of possible
+    modules): the same probes as one at a time, sent a folder depth at a time."""
+    from gitflows.hosts.bitbucket import BitbucketCloudHost
+
+    fake, httpd = cloud
+    fake.page_cap = 10
+    sha = source.commit({**{f"flows/m{i:03}.py": "X = 1\n" for i in range(40)},
+                         **{f"flows/lib/m{i:03}.py": "X = 1\n" for i in range(40)}}, "80 modules beside the flow")
+    monkeypatch.setattr(BitbucketCloudHost, "concurrent_reads", 1)
+    alone, alone_waves = _waves(fake, httpd, lambda: _storage(fake, sha).get_flow(flow_name="etl"))
+    shutil.rmtree(Cache().root, ignore_errors=True)
+    monkeypatch.setattr(BitbucketCloudHost, "concurrent_reads", 8)
+    together, waves = _waves(fake, httpd, lambda: _storage(fake, sha).get_flow(flow_name="etl"))
+    assert together == alone  # the same requests
+    assert alone_waves == alone and waves <= 4, (alone, alone_waves, together, waves)
