@@ -104,16 +104,24 @@ def shots(tmp_path) -> Path:
     return folder
 
 
+def _wait(browser, seconds):
+    """Waits that look again when an element went stale: a page that navigates (a form's redirect) or reloads
+    itself (run.js) replaces its elements between finding one and reading it."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(browser, seconds, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException))
+
+
 @pytest.mark.slow
 def test_start_a_run_in_the_browser_and_watch_it_succeed(served, browser, tmp_path):
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
 
     from gitflows.agent import Agent
 
     url, base = served
     folder = shots(tmp_path)
-    wait = WebDriverWait(browser, 60)
+    wait = _wait(browser, 60)
 
     browser.get(base + "/")
     assert browser.find_element(By.ID, "flows").text.count("hello") >= 1
@@ -174,10 +182,9 @@ def test_start_a_run_in_the_browser_and_watch_it_succeed(served, browser, tmp_pa
 @pytest.mark.slow
 def test_cancel_a_scheduled_run_and_bad_input_in_the_browser(served, browser):
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
 
     url, base = served
-    wait = WebDriverWait(browser, 30)
+    wait = _wait(browser, 30)
     browser.get(base + "/login?next=/flows/hello")
     browser.find_element(By.ID, "token").send_keys(TOKEN)
     browser.find_element(By.ID, "login").click()
