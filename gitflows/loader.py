@@ -201,17 +201,25 @@ class _Discovery:
         """Read *wanted*; a host listing folders one request each, that can have several in flight, lists the
         folders on the script's way (the root to its folder: import resolution looks there first) at the same
         time, so they cost one round trip of waiting with the script's read, not one each after it."""
-        listing = self.listing
-        if not isinstance(listing, FolderListing) or self.host.concurrent_reads <= 1:
+        if not self.concurrent:
             return _read_many(self.host, wanted)
+        listing = self.listing
+        assert isinstance(listing, FolderListing)
         parts = posixpath.dirname(script).split("/") if posixpath.dirname(script) else []
         folders = [f for f in ("/".join(parts[:depth]) for depth in range(len(parts) + 1)) if not listing.listed(f)]
-        tasks: list[Callable[[], object]] = [lambda: _read_many(self.host, wanted)]
+        return self._at_once([wanted], folders)[0]
+
+    def _at_once(self, reads: list[Sequence[tuple[str, str, str | None]]], folders: list[str]) -> list[dict[str, bytes]]:
+        """Each batch of *reads* and the listing of each of *folders*, all at the same time; the listings are
+        recorded (on this thread), the batches' answers returned in order."""
+        listing = self.listing
+        assert isinstance(listing, FolderListing)
+        tasks: list[Callable[[], object]] = [functools.partial(_read_many, self.host, batch) for batch in reads]
         tasks += [functools.partial(listing.fetch, folder) for folder in folders]
-        read, *found = concurrently(_run, tasks, self.host.concurrent_reads)
-        for folder, entries in zip(folders, found, strict=True):
+        answers = concurrently(_run, tasks, self.host.concurrent_reads)
+        for folder, entries in zip(folders, answers[len(reads):], strict=True):
             listing.record(folder, entries if isinstance(entries, Folder) else None)
-        return read if isinstance(read, dict) else {}
+        return [answer if isinstance(answer, dict) else {} for answer in answers[:len(reads)]]
 
     @property
     def concurrent(self) -> bool:
@@ -233,13 +241,9 @@ class _Discovery:
                          and listing.listed(posixpath.dirname(p)) and self._listed(p) is None]
             if not folders and not uncertain:
                 return
-            tasks: list[Callable[[], object]] = [functools.partial(listing.fetch, f) for f in folders]
-            tasks += [functools.partial(_read_many, self.host, [(rel, self.sha, None)]) for rel in uncertain]
-            answers = concurrently(_run, tasks, self.host.concurrent_reads)
-            for folder, entries in zip(folders, answers, strict=False):
-                listing.record(folder, entries if isinstance(entries, Folder) else None)
-            for rel, found in zip(uncertain, answers[len(folders):], strict=True):
-                if isinstance(found, dict) and rel in found:
+            answers = self._at_once([[(rel, self.sha, None)] for rel in uncertain], folders)
+            for rel, found in zip(uncertain, answers, strict=True):
+                if rel in found:
                     self._store(rel, found[rel])
                 else:
                     self.missing.add(rel)
